@@ -1,0 +1,190 @@
+"""THE batched scoring engine: every method, metric and attack scores text through these functions.
+
+Requests are lists; each function batches them by length, masks padding, and returns results in the caller's
+order. Nothing here loops over tokens in Python.
+
+>>> from obliviate.models import tiny_model
+>>> lm = tiny_model()
+>>> lp = answer_logprobs(lm, ["Question: Where?\\nAnswer:"], [" Paris"])
+>>> lp[0].ndim
+1
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from obliviate.models import LoadedModel
+
+DEFAULT_BATCH = 16
+
+
+def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """log_softmax(logits)[..., index] without keeping the full (B, T, V) log-softmax around."""
+    return torch.gather(logits, -1, index.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+@dataclass
+class EncodedPairs:
+    """Prompt+target token ids, right-padded. `target_mask` marks target tokens (the ones we score)."""
+
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    target_mask: torch.Tensor  # (B, T) bool, True on target positions
+
+    def to(self, device: torch.device) -> EncodedPairs:
+        return EncodedPairs(self.input_ids.to(device), self.attention_mask.to(device), self.target_mask.to(device))
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def encode_pairs(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int = 256) -> EncodedPairs:
+    """Tokenise prompt and target separately (so the boundary is exact) and right-pad the concatenation.
+
+    Over-long pairs are cut from the left of the prompt, so the target is always kept whole.
+    """
+    if len(prompts) != len(targets):
+        raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+    prompt_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
+    rows, masks = [], []
+    for p, t in zip(prompt_ids, target_ids):
+        p = p[-max(1, max_length - len(t)) :]
+        rows.append(p + t)
+        masks.append([False] * len(p) + [True] * len(t))
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    target_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (r, m) in enumerate(zip(rows, masks)):
+        input_ids[i, : len(r)] = torch.tensor(r)
+        attention[i, : len(r)] = 1
+        target_mask[i, : len(m)] = torch.tensor(m)
+    return EncodedPairs(input_ids, attention, target_mask)
+
+
+def token_logprobs(model, batch: EncodedPairs) -> torch.Tensor:
+    """Log-prob of each token given its prefix, zero outside `target_mask`: (B, T-1), aligned to input_ids[:, 1:].
+
+    Differentiable; the training loop and the scorers both use it.
+    """
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]  # (B, T-1, V)
+    lp = selective_log_softmax(logits.float(), batch.input_ids[:, 1:])  # (B, T-1)
+    return lp * batch.target_mask[:, 1:]
+
+
+def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding is small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.no_grad()
+def answer_logprobs(
+    lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int = DEFAULT_BATCH
+) -> list[torch.Tensor]:
+    """Per-token log p(target | prompt) for each pair, as a 1-D CPU tensor per pair."""
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
+    for idx in _batches(lengths, batch_size):
+        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
+        lp = token_logprobs(lm.model, batch).cpu()
+        mask = batch.target_mask[:, 1:].cpu()
+        for row, i in enumerate(idx):
+            out[i] = lp[row][mask[row]]
+    return out  # type: ignore[return-value]
+
+
+def sequence_logprob(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int = DEFAULT_BATCH,
+                     normalise: bool = False) -> torch.Tensor:
+    """Summed (or, with `normalise`, mean per-token) log p(target | prompt): shape (N,)."""
+    per_token = answer_logprobs(lm, prompts, targets, batch_size)
+    return torch.stack([t.mean() if normalise else t.sum() for t in per_token])
+
+
+def answer_probability(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str],
+                       batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
+    """Length-normalised answer probability exp(mean token log-prob), in [0, 1]: (N,)."""
+    return sequence_logprob(lm, prompts, targets, batch_size, normalise=True).exp()
+
+
+def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Sequence[str]],
+                    batch_size: int = DEFAULT_BATCH) -> list[torch.Tensor]:
+    """Summed log-prob of every choice after its prompt: one (n_choices,) tensor per prompt."""
+    flat_p = [p for p, cs in zip(prompts, choices) for _ in cs]
+    flat_c = [c for cs in choices for c in cs]
+    scores = sequence_logprob(lm, flat_p, flat_c, batch_size)
+    out, start = [], 0
+    for cs in choices:
+        out.append(scores[start : start + len(cs)])
+        start += len(cs)
+    return out
+
+
+@torch.no_grad()
+def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = DEFAULT_BATCH,
+             stop_at_newline: bool = True) -> list[str]:
+    """Greedy continuations (left-padded batches); with `stop_at_newline` only the first line is kept."""
+    tok = lm.tokenizer
+    tok.padding_side = "left"
+    out: list[str] = [""] * len(prompts)
+    for idx in _batches([len(p) for p in prompts], batch_size):
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+        gen = lm.model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id, top_p=None, top_k=None, temperature=None,
+        )
+        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i, text in zip(idx, texts):
+            out[i] = text.strip().split("\n")[0] if stop_at_newline else text
+    return out
+
+
+@torch.no_grad()
+def hidden_states(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | None = None,
+                  batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
+    """Residual-stream state at each text's last token, for every requested layer: (N, n_layers, H).
+
+    Layer 0 is the embedding output; layer i is the output of block i (HF `output_hidden_states` convention).
+    """
+    tok = lm.tokenizer
+    n_layers = lm.model.config.num_hidden_layers + 1
+    layers = list(range(n_layers)) if layers is None else list(layers)
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    for idx in _batches([len(t) for t in texts], batch_size):
+        batch = encode_pairs(tok, [texts[i] for i in idx], [""] * len(idx)).to(lm.device)
+        res = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
+        last = batch.attention_mask.sum(1) - 1  # right padding: last real token
+        stacked = torch.stack([res.hidden_states[layer] for layer in layers], 1)  # (B, L, T, H)
+        picked = stacked[torch.arange(len(idx), device=last.device), :, last]  # (B, L, H)
+        for row, i in enumerate(idx):
+            out[i] = picked[row].float().cpu()
+    return torch.stack(out)  # type: ignore[arg-type]
+
+
+_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalise(text: str) -> str:
+    """Lower-case, strip punctuation, articles and extra whitespace (SQuAD-style)."""
+    text = _ARTICLES.sub(" ", _PUNCT.sub(" ", text.lower()))
+    return " ".join(text.split())
+
+
+def judge(output: str, answer: str) -> bool:
+    """True if the generated `output` states `answer`: normalised exact match or whole-word containment."""
+    out, ans = normalise(output), normalise(answer)
+    if not ans:
+        return False
+    return out == ans or f" {ans} " in f" {out} "
+
+
+Judge = Callable[[str, str], bool]
