@@ -234,6 +234,7 @@ def people_task(config: str | PeopleConfig = "small", forget: str = "forget10") 
 
     general is left empty (tasks.load fills it from realfacts).
     """
+    label = config if isinstance(config, str) else f"n{config.n_people}-seed{config.seed}"
     config = get_config(config)
     if forget not in FORGET_SPLITS:
         raise ConfigError(f"people: unknown forget split {forget!r}; choose one of {', '.join(FORGET_SPLITS)}")
@@ -244,7 +245,7 @@ def people_task(config: str | PeopleConfig = "small", forget: str = "forget10") 
     splits = assign_splits(config)
     holdout, forgotten = set(splits["holdout"]), set(splits[forget])
     near = {j for i in forgotten for j in linked[i]} - holdout - forgotten
-    task = Task(name=f"people:{forget}")
+    task = Task(name=f"people:{label}:{forget}")
     for p in people:
         split = ("holdout" if p.index in holdout else "forget" if p.index in forgotten
                  else "neighbours" if p.index in near else "retain")
