@@ -1,0 +1,94 @@
+"""Built-in real facts and the task registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from obliviate.data import tasks
+from obliviate.data.forms import probes
+from obliviate.data.realfacts import real_facts, realfacts_task, verify_known
+from obliviate.errors import ConfigError, TaskFormatError, UnknownNameError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_facts_have_all_forms_and_unique_ids():
+    facts = real_facts()
+    assert 70 <= len(facts) <= 100
+    assert len({f.id for f in facts}) == len(facts) and len({f.question for f in facts}) == len(facts)
+    ids = {f.id for f in facts}
+    for f in facts:
+        assert f.id.startswith("rf.") and f.answer and f.cloze and f.paraphrases
+        assert f.mcq is not None and f.mcq.options[f.mcq.answer_index] == f.answer and len(set(f.mcq.options)) == 4
+        assert [s.is_true for s in f.statements] == [True, False]
+        assert len(f.perturbed_answers) == 3 and f.answer not in f.perturbed_answers
+        assert set(f.neighbours) <= ids and f.id not in f.neighbours
+        for form in ("qa", "cloze", "mcq", "true_false", "paraphrase"):
+            assert probes(f, form)
+    capitals = {f.id: f for f in facts if f.relation == "capital"}
+    assert capitals["rf.capital.france"].answer == "Paris"
+    assert any(h.answer == "French" for h in capitals["rf.capital.france"].two_hop)
+    assert "rf.capital.germany" in capitals["rf.capital.france"].neighbours
+    assert real_facts() == facts  # deterministic
+
+
+def test_verify_known_filters_and_prunes():
+    facts = real_facts()
+    kept = verify_known(facts, lambda fs: [f.relation == "capital" for f in fs])
+    assert kept and all(f.relation == "capital" for f in kept)
+    assert all(n.startswith("rf.capital.") for f in kept for n in f.neighbours)
+    with pytest.raises(ValueError, match="one per fact"):
+        verify_known(facts, lambda fs: [True])
+
+
+def test_realfacts_task_splits():
+    task = realfacts_task(seed=0)
+    assert task.forget and task.retain and task.holdout and not task.general
+    assert realfacts_task(seed=0).forget == task.forget
+    assert realfacts_task(seed=1).forget != task.forget
+    forget_ids = {f.id for f in task.forget}
+    linked = {n for f in task.forget for n in f.neighbours} - forget_ids
+    assert {f.id for f in task.neighbours} == linked
+    small = realfacts_task(real_facts()[:5], forget_fraction=0.2)
+    assert len(small.forget) == 1 and small.retain and small.holdout
+    with pytest.raises(ConfigError):
+        realfacts_task(forget_fraction=1.5)
+
+
+def test_tasks_load_specs(tmp_path):
+    people = tasks.load("builtin:people:test:forget05")
+    assert people.name == "people:test:forget05" and people.general
+    assert tasks.load("builtin:people", split="forget01", config="test").name == "people:test:forget01"
+    assert not tasks.load("builtin:people:test", general=False).general
+    assert tasks.load("people:test").forget
+    assert tasks.load("builtin:realfacts", seed=3).forget
+    assert tasks.load(str(FIXTURES / "task")).name == "mini"
+    assert tasks.load(FIXTURES / "task" / "task.yaml").name == "mini"
+    # A folder without task.yaml: split files by name.
+    (tmp_path / "forget.jsonl").write_text((FIXTURES / "task" / "forget.jsonl").read_text())
+    (tmp_path / "retain.csv").write_text((FIXTURES / "facts.csv").read_text())
+    folder = tasks.load(tmp_path)
+    assert len(folder.forget) == 3 and len(folder.retain) == 3
+
+
+def test_tasks_bad_specs(tmp_path):
+    with pytest.raises(UnknownNameError, match="Did you mean people"):
+        tasks.load("builtin:peple")
+    with pytest.raises(UnknownNameError, match="Did you mean realfacts"):
+        tasks.load("realfact")
+    with pytest.raises(TaskFormatError, match="missing.yaml: task file not found"):
+        tasks.load("nowhere/missing.yaml")
+    with pytest.raises(TaskFormatError, match="no task.yaml"):
+        tasks.load(tmp_path)
+    with pytest.raises(ConfigError, match="unknown option"):
+        tasks.load("builtin:people", colour="red")
+    with pytest.raises(ConfigError, match="only to builtin"):
+        tasks.load(str(FIXTURES / "task"), split="forget01")
+
+
+def test_list_tasks():
+    listed = dict(tasks.list_tasks())
+    assert {"builtin:people", "builtin:realfacts", "builtin:people:small"} <= set(listed)
+    assert all(desc and "\n" not in desc for desc in listed.values())
