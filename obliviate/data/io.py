@@ -182,6 +182,8 @@ def load_hf_dataset(name_or_path: str | Path, split: str = "train", *, config: s
                     format: str = "tofu", id_prefix: str | None = None, **kwargs: Any) -> list[Fact]:
     """Facts from a Hugging Face dataset: a local data file or folder, or a hub name already in the local cache.
 
+    Runs offline (the hub is never contacted); extra keyword arguments go to `datasets.load_dataset`.
+
     format "tofu" maps TOFU rows; format "facts" expects columns named like Fact fields.
     """
     if format not in FORMATS:
@@ -190,6 +192,13 @@ def load_hf_dataset(name_or_path: str | Path, split: str = "train", *, config: s
 
     path = Path(name_or_path)
     builders = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+    if path.suffix.lower() in builders:
+        _existing(path)
+    import huggingface_hub.constants as hub_constants
+
+    # Offline for the duration of the call: hub names must already be cached (no slow network retries).
+    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
     try:
         if path.is_file() and path.suffix.lower() in builders:
             ds = datasets.load_dataset(builders[path.suffix.lower()], data_files=str(path), split="train", **kwargs)
@@ -198,7 +207,10 @@ def load_hf_dataset(name_or_path: str | Path, split: str = "train", *, config: s
     except Exception as e:  # datasets raises many types; all mean "cannot read it"
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise TaskFormatError(f"{name_or_path}: cannot load dataset split {split!r} ({msg}); give a local file or a cached hub name") from e
-    prefix = id_prefix or f"{path.stem if path.suffix else str(name_or_path).replace('/', '_')}.{split}"
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+    local = path.suffix.lower() in builders
+    prefix = id_prefix or (path.stem if local else f"{str(name_or_path).replace('/', '_')}.{split}")
     if format == "tofu":
         return tofu_facts(ds, prefix, where=str(name_or_path))
     facts = []
