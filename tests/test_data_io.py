@@ -169,3 +169,11 @@ def test_task_errors(tmp_path):
     for name, (text, match) in cases.items():
         raises(load_task, write(tmp_path / name, text), match=match)
     raises(load_task, {"forget": "forget.jsonl", "retain": "forget.jsonl"}, base_dir=tmp_path, match="task spec: task 'task'")
+
+
+def test_json_list_facts(tmp_path):
+    facts = people_task("test").retain[:2]
+    path = write(tmp_path / "f.json", json.dumps([f.to_dict() for f in facts], indent=1))
+    assert load_facts(path) == facts
+    raises(load_facts, write(tmp_path / "g.json", '[{"id": "a", "question": "Q", "answer": "A"}, {"id": "b"}]'),
+           match="g.json item 1: field 'question'")

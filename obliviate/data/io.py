@@ -92,11 +92,18 @@ def _facts_from_csv(path: Path) -> list[Fact]:
 
 
 def load_facts(path: str | Path) -> list[Fact]:
-    """Facts from a .jsonl file (one `Fact.to_dict()` per line) or a .csv file (layout in the module docstring)."""
+    """Facts from .jsonl (one `Fact.to_dict()` per line), .json (a list of them) or .csv (see module docstring)."""
     path = _existing(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _facts_from_csv(path)
+    if suffix == ".json" and path.read_text(encoding="utf-8").lstrip().startswith("["):
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise TaskFormatError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); fix the syntax") from e
+        facts = [fact_from_dict(r if isinstance(r, dict) else {}, where=f"{path} item {i}") for i, r in enumerate(items)]
+        return _check_unique(facts, path, list(range(len(facts))))
     if suffix in (".jsonl", ".json"):
         rows = list(_jsonl_rows(path))
         facts = [fact_from_dict(row, where=f"{path}:{lineno}") for lineno, row in rows]
