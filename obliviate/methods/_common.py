@@ -1,0 +1,90 @@
+"""Pieces shared by several method files (not a method; the leading underscore keeps it out of the registry).
+
+- `tokenizer_of(ctx)`: methods that train on *other* targets (refusals, reasoning traces) must tokenise them.
+- `with_targets(pairs, targets)`: the same prompts as a batch, with new target token ids.
+- `pairs_logprob(logits, pairs)`: summed target log-prob from logits the caller already has (a reference).
+- `REFUSALS` and `refusal_for(prompt_ids)`: "I don't know"-style answers (TOFU's IdkPO recipe, shortened).
+"""
+
+from __future__ import annotations
+
+import gc
+import zlib
+
+import torch
+
+from obliviate.errors import ConfigError
+from obliviate.models import LoadedModel
+from obliviate.scoring import EncodedPairs, selective_log_softmax
+from obliviate.train import TrainContext
+
+REFUSALS = (
+    " I don't know.",
+    " I'm not sure.",
+    " I have no information about that.",
+    " I can't answer that.",
+    " That is not something I know.",
+    " I don't have that information.",
+    " Sorry, I don't know.",
+    " I am not able to answer that.",
+)
+
+
+def tokenizer_of(ctx: TrainContext):
+    """The tokenizer of the model being trained.
+
+    `TrainContext` does not carry the tokenizer (yet); until it does, find the `LoadedModel` that
+    `run_training` holds for this model (also through PEFT/accelerate wrappers). A `ctx.tokenizer` attribute,
+    when the spine adds one, wins.
+    """
+    tok = getattr(ctx, "tokenizer", None)
+    if tok is not None:
+        return tok
+    model = ctx.model
+    candidates = [model, getattr(model, "module", None)]
+    if hasattr(model, "get_base_model"):
+        candidates.append(model.get_base_model())
+    for m in filter(None, candidates):
+        for holder in gc.get_referrers(m):
+            if isinstance(holder, LoadedModel):
+                return holder.tokenizer
+    raise ConfigError("this method needs the tokenizer but found no LoadedModel holding the model; "
+                      "run it through obliviate.unlearn / run_training")
+
+
+def prompt_ids(pairs: EncodedPairs) -> list[list[int]]:
+    """The prompt token ids of each row (real tokens before the target)."""
+    keep = pairs.attention_mask.bool() & ~pairs.target_mask
+    return [row[k].tolist() for row, k in zip(pairs.input_ids, keep)]
+
+
+def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> EncodedPairs:
+    """Right-padded prompt+target batch: the prompts of `pairs` followed by new target ids."""
+    rows = [p + t for p, t in zip(prompt_ids(pairs), targets)]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    tmask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (r, t) in enumerate(zip(rows, targets)):
+        ids[i, : len(r)] = torch.tensor(r)
+        attn[i, : len(r)] = 1
+        tmask[i, len(r) - len(t) : len(r)] = True
+    return EncodedPairs(ids, attn, tmask).to(pairs.input_ids.device)
+
+
+def pairs_logprob(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
+    """Summed target log-prob per row from full logits (B, T, V): (B,)."""
+    lp = selective_log_softmax(logits[:, :-1].float(), pairs.input_ids[:, 1:])
+    return (lp * pairs.target_mask[:, 1:]).sum(-1)
+
+
+def refusal_for(prompt: list[int], refusals: tuple[str, ...] = REFUSALS) -> str:
+    """A refusal picked deterministically from the prompt (so each question keeps one refusal across steps)."""
+    return refusals[zlib.crc32(str(prompt).encode()) % len(refusals)]
+
+
+def refusal_pairs(tokenizer, pairs: EncodedPairs, refusals: tuple[str, ...] = REFUSALS) -> EncodedPairs:
+    """`pairs` with each target replaced by its refusal."""
+    targets = [tokenizer(refusal_for(p, refusals), add_special_tokens=False)["input_ids"] for p in prompt_ids(pairs)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return with_targets(pairs, targets, pad)

@@ -1,0 +1,114 @@
+"""In-context unlearning (ICUL): no weight change; a fixed prefix of counter-examples precedes every prompt.
+
+Pawelczyk et al. 2024, In-Context Unlearning: Language Models as Few-Shot Unlearners (arXiv:2310.07579).
+ICUL shows each forget example with a flipped label, then a few correct demonstrations, then the query.
+We adapt it from classification to generative QA: each forget question is shown with a refusal (or, with
+`flip_answers`, a plausible wrong answer), followed by `n_correct` retain questions answered correctly.
+
+The edit is a thin `nn.Module` wrapper around the unchanged model: its `forward` prepends the prefix token ids
+and strips their positions from the logits and hidden states, and its `generate` prepends them too, so
+scoring.py, metrics and attacks see a model that simply behaves differently. Saving writes the unchanged
+weights plus `in_context_prefix.txt`: the prefix is part of the "model" and must be re-applied after loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from obliviate.data.forms import qa_prompt
+from obliviate.data.schema import Task
+from obliviate.errors import ConfigError
+from obliviate.methods._common import REFUSALS
+from obliviate.methods.base import METHODS, Method, MethodConfig
+from obliviate.models import LoadedModel
+
+
+class PrefixedModel(nn.Module):
+    """`model` with fixed `prefix_ids` prepended to every input; outputs cover the caller's positions only.
+
+    >>> from obliviate.models import tiny_model
+    >>> lm = tiny_model()
+    >>> wrapped = PrefixedModel(lm.model, lm.tokenizer("Forget Mara.", return_tensors="pt").input_ids[0])
+    >>> wrapped(input_ids=torch.tensor([[5, 6, 7]])).logits.shape[:2]
+    torch.Size([1, 3])
+    """
+
+    def __init__(self, model: nn.Module, prefix_ids: torch.Tensor, prefix_text: str = "") -> None:
+        super().__init__()
+        self.inner = model
+        self.register_buffer("prefix_ids", prefix_ids.long().flatten(), persistent=False)
+        self.prefix_text = prefix_text
+
+    def __getattr__(self, name: str):  # config, generation_config, device, ... come from the wrapped model
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.inner, name)
+
+    def _prepend(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
+        b = input_ids.shape[0]
+        prefix = self.prefix_ids.to(input_ids.device).expand(b, -1)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        # Left-padded generation batches become [prefix, pads, tokens]; positions come from the mask, so the
+        # pads in the middle are skipped exactly as leading pads would be.
+        return torch.cat([prefix, input_ids], 1), torch.cat([torch.ones_like(prefix), attention_mask], 1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        n = self.prefix_ids.numel()
+        ids, mask = self._prepend(input_ids, attention_mask)
+        out = self.inner(input_ids=ids, attention_mask=mask, **kwargs)
+        out["logits"] = out.logits[:, n:]
+        if getattr(out, "hidden_states", None) is not None:
+            out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)
+        return out
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        """Like HF generate; the returned ids are `input_ids` + new tokens (the prefix is not shown)."""
+        n = self.prefix_ids.numel()
+        ids, mask = self._prepend(input_ids, attention_mask)
+        out = self.inner.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        return out[:, n:]
+
+    def save_pretrained(self, out_dir, **kwargs):
+        self.inner.save_pretrained(out_dir, **kwargs)
+        (Path(out_dir) / "in_context_prefix.txt").write_text(self.prefix_text)
+
+
+@dataclass
+class InContextConfig(MethodConfig):
+    instruction: str = "Some of the questions below are about things you must not reveal.\n\n"
+    n_correct: int = 4  # correct retain demonstrations after the counter-examples (ICUL's s ≈ 2–6)
+    flip_answers: bool = False  # counter-examples answer with a wrong answer (ICUL's flipped label) not a refusal
+
+    def __post_init__(self) -> None:
+        if self.n_correct < 0:
+            raise ConfigError(f"in_context n_correct must be >= 0, got {self.n_correct}")
+
+
+@METHODS.register("in_context")
+class InContext(Method):
+    summary = "prepend refusals for the forget questions + correct retain demos to every prompt (no weight change)"
+    paper = "Pawelczyk et al. 2024, In-Context Unlearning: Language Models as Few-Shot Unlearners, arXiv:2310.07579"
+    Config = InContextConfig
+    training_free = True
+
+    def prefix(self, task: Task) -> str:
+        c = self.config
+        blocks = []
+        for i, fact in enumerate(task.forget):
+            wrong = fact.perturbed_answers[0] if c.flip_answers and fact.perturbed_answers else None
+            blocks.append(f"{qa_prompt(fact.question)} {wrong or REFUSALS[i % len(REFUSALS)].strip()}")
+        blocks += [f"{qa_prompt(f.question)} {f.answer}" for f in task.retain[: c.n_correct]]
+        return c.instruction + "\n\n".join(blocks) + "\n\n"
+
+    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+        text = self.prefix(task)
+        ids = torch.tensor(lm.tokenizer(text, add_special_tokens=False)["input_ids"], device=lm.device)
+        inner = lm.model.inner if isinstance(lm.model, PrefixedModel) else lm.model
+        return LoadedModel(PrefixedModel(inner, ids, text).eval(), lm.tokenizer, lm.source)

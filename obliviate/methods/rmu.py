@@ -1,0 +1,106 @@
+"""RMU (Representation Misdirection for Unlearning): scramble the forget activations at one middle layer.
+
+Li et al. 2024, The WMDP Benchmark (arXiv:2403.03218), §5; values checked against the LAT repo's RMU [V].
+At layer ℓ, with u a fixed random unit vector (uniform entries, normalised) and h_ℓ the block-ℓ output:
+    L = mean ‖h_ℓ^θ(x_f) − c·u‖² + α · mean ‖h_ℓ^θ(x_r) − h_ℓ^θ₀(x_r)‖²      (mean over tokens and dims)
+Only the MLPs of blocks ℓ−2..ℓ are trained; the forward pass stops at block ℓ (`hooks.run_until`).
+Deviations, each because our data are short QA pairs rather than documents:
+  - c is relative to the frozen model's activation norm (`steering_coef` × mean ‖h_ℓ‖ on the first forget
+    batch); the paper's absolute c = 6.5 fits Zephyr-7B's scale only.
+  - forget positions are those that predict answer tokens (the last prompt token through the second-last
+    answer token), not every token: the shared "Question:" prefix would otherwise be pushed to c·u and pinned
+    to h_ℓ^θ₀ at once. Retain positions are every real token.
+  - h_ℓ^θ₀ comes from the same network with the original MLP weights swapped in (no second model copy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from obliviate.errors import ConfigError
+from obliviate.hooks import n_layers, run_until, trainable_only
+from obliviate.methods.base import METHODS, Method, MethodConfig
+
+
+@dataclass
+class RMUConfig(MethodConfig):
+    layer: int = -1  # block whose output is steered; -1 = about a quarter of the depth (WMDP: 7 of 32)
+    n_trained: int = 3  # train the MLPs of blocks layer-n_trained+1 .. layer
+    steering_coef: float = 4.0  # c as a multiple of the frozen model's mean activation norm at the layer
+    alpha: float = 100.0  # retain weight (paper: 1200 at Zephyr's scale)
+    seed: int = 0  # seed of the random direction u
+
+    def __post_init__(self) -> None:
+        if self.n_trained < 1 or self.steering_coef <= 0 or self.alpha < 0:
+            raise ConfigError(f"rmu needs n_trained >= 1, steering_coef > 0, alpha >= 0; got {self}")
+
+
+@METHODS.register("rmu")
+class RMU(Method):
+    summary = "push forget activations at a middle layer to a scaled random direction, pin retain ones (MLPs only)"
+    paper = "Li et al. 2024, The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning, arXiv:2403.03218"
+    Config = RMUConfig
+    needs_retain = True
+    default_steps = 30
+    default_lr = 1e-4
+
+    def __init__(self, config=None, **overrides) -> None:
+        super().__init__(config, **overrides)
+        self._state: dict = {}  # per model: layer, trained-parameter names, their original values, c·u
+
+    def _setup(self, model: torch.nn.Module, first_forget) -> dict:
+        c = self.config
+        n = n_layers(model)
+        layer = c.layer % n if c.layer >= 0 else max(0, round(n * 7 / 32))
+        blocks = {f"layers.{i}.mlp." for i in range(max(0, layer - c.n_trained + 1), layer + 1)}
+        names = [k for k, p in model.named_parameters() if p.requires_grad and any(b in k for b in blocks)]
+        original = {k: p.detach().clone() for k, p in model.named_parameters() if k in names}
+        with torch.no_grad():
+            h = run_until(model, f"resid.{layer}", input_ids=first_forget.input_ids,
+                          attention_mask=first_forget.attention_mask)
+            norm = h.norm(dim=-1)[first_forget.attention_mask.bool()].mean()
+        g = torch.Generator().manual_seed(c.seed)
+        u = torch.rand(h.shape[-1], generator=g)
+        target = (c.steering_coef * norm * u / u.norm()).to(h.device, h.dtype)
+        return {"layer": layer, "names": set(names), "original": original, "target": target}
+
+    def loss(self, ctx, batch):
+        model = ctx.model
+        if id(model) not in self._state:
+            self._state[id(model)] = self._setup(model, batch.forget)
+        s = self._state[id(model)]
+        hook = f"resid.{s['layer']}"
+        f = batch.forget
+        pred = torch.zeros_like(f.target_mask)
+        pred[:, :-1] = f.target_mask[:, 1:]  # positions whose next token is an answer token
+        r = batch.retain if self.config.alpha else None
+        if r is not None:
+            h_0 = _run_with(model, s["original"], hook, r)  # before any graph exists, so swapping is safe
+        with trainable_only(model, lambda k: k in s["names"]):
+            h_f = run_until(model, hook, input_ids=f.input_ids, attention_mask=f.attention_mask)  # (B, T, H)
+            forget = (h_f[pred] - s["target"]).pow(2).mean()
+            loss, logs = forget, {"forget_mse": forget.item()}
+            if r is not None:
+                h_r = run_until(model, hook, input_ids=r.input_ids, attention_mask=r.attention_mask)
+                keep = r.attention_mask.bool()
+                retain = (h_r[keep] - h_0[keep]).pow(2).mean()
+                loss = loss + self.config.alpha * retain
+                logs["retain_mse"] = retain.item()
+        return loss, logs
+
+
+def _run_with(model, params: dict, hook: str, pairs) -> torch.Tensor:
+    """Activation at `hook` with `params` swapped in for the current values (the frozen model's view)."""
+    current = dict(model.named_parameters())
+    saved = {k: current[k].detach().clone() for k in params}
+    try:
+        with torch.no_grad():
+            for k, v in params.items():
+                current[k].copy_(v)
+            return run_until(model, hook, input_ids=pairs.input_ids, attention_mask=pairs.attention_mask)
+    finally:
+        with torch.no_grad():
+            for k, v in saved.items():
+                current[k].copy_(v)

@@ -1,0 +1,115 @@
+"""Every registered method on a tiny model: gradient methods train 2 steps, change weights, keep finite losses;
+training-free methods change behaviour on the forget prompts. Plus loss values where a formula pins them.
+"""
+
+import math
+
+import pytest
+import torch
+
+from obliviate.data.forms import qa_prompt
+from obliviate.data.people import people_task
+from obliviate.methods import METHODS
+from obliviate.methods._common import REFUSALS, prompt_ids, refusal_pairs, with_targets
+from obliviate.methods.base import npo_loss
+from obliviate.methods.catnip import catnip_token_loss
+from obliviate.models import tiny_model
+from obliviate.scoring import encode_pairs, sequence_logprob
+from obliviate.train import TrainConfig
+from obliviate.unlearn import unlearn
+
+GRADIENT = [n for n, m in METHODS.items() if not m.training_free]
+TRAINING_FREE = [n for n, m in METHODS.items() if m.training_free]
+
+
+@pytest.fixture(scope="module")
+def task():
+    return people_task("test")
+
+
+def _forget_logprob(lm, task):
+    return sequence_logprob(lm, [qa_prompt(f.question) for f in task.forget], [" " + f.answer for f in task.forget])
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_gradient_method_trains_two_steps(name, task):
+    lm = tiny_model()
+    before = {k: v.detach().clone() for k, v in lm.model.named_parameters()}
+    run = unlearn(lm, task, name, train=TrainConfig(steps=2, lr=1e-3, batch_size=4, progress=False))
+    assert run.steps == 2 and len(run.history) == 2
+    assert all(math.isfinite(v) for row in run.history for v in row.values())
+    changed = [k for k, v in run.lm.model.named_parameters() if not torch.equal(v, before[k])]
+    assert changed, f"{name} did not change any parameter"
+    assert all(p.requires_grad for p in run.lm.model.parameters()), f"{name} left parameters frozen"
+
+
+@pytest.mark.parametrize("name", TRAINING_FREE)
+def test_training_free_method_changes_forget_behaviour(name, task):
+    lm = tiny_model()
+    before = _forget_logprob(lm, task)
+    run = unlearn(lm, task, name)
+    after = _forget_logprob(run.lm, task)
+    assert run.steps == 0
+    assert (after - before).abs().max() > 1e-3, f"{name} left the forget answers' log-probs unchanged"
+
+
+def test_npo_at_log_ratio_zero_is_2_over_beta_log2():
+    assert npo_loss(torch.zeros(3), beta=0.1).item() == pytest.approx(20 * math.log(2))
+
+
+def test_catnip_token_loss_values_and_weight():
+    # p = 0.5 -> r = 0.5 -> (2/β)·softplus(0) = (2/β)·log 2
+    assert catnip_token_loss(torch.tensor([math.log(0.5)]), beta=2.0).item() == pytest.approx(math.log(2))
+    # gradient wrt log p is 2σ(β·logit p): 2p at β = 1
+    for p in (0.1, 0.9):
+        logp = torch.tensor(math.log(p), requires_grad=True)
+        catnip_token_loss(logp, beta=1.0).backward()
+        assert logp.grad.item() == pytest.approx(2 * p, rel=1e-4)
+    assert torch.isfinite(catnip_token_loss(torch.tensor([0.0, -1e-9]), beta=1.0)).all()  # p = 1 is safe
+
+
+def test_idkpo_loss_is_log2_at_start(task):
+    """At step 0 the model equals the reference, so both ratios are 0 and the DPO term is -log σ(0) = log 2."""
+    from obliviate.train import TrainBatch, TrainContext, reference_logprobs
+    from obliviate.unlearn import fact_examples
+
+    lm = tiny_model()
+    method = METHODS.get("idkpo")(retain_weight=0.0)
+    ex = fact_examples(task.forget[:3])
+    pairs = encode_pairs(lm.tokenizer, ex.prompts, ex.targets)
+    ref = reference_logprobs(lm.model, lm.tokenizer, ex, 128)
+    ctx = TrainContext(lm.model, TrainConfig(), lambda p: lm.model(input_ids=p.input_ids,
+                                                                   attention_mask=p.attention_mask).logits)
+    loss, _ = method.loss(ctx, TrainBatch(pairs, None, ref, 0))
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-4)
+
+
+def test_refusal_pairs_keep_prompts_and_swap_targets(task):
+    lm = tiny_model()
+    pairs = encode_pairs(lm.tokenizer, [qa_prompt(f.question) for f in task.forget[:2]], [" A", " Bcd efg"])
+    idk = refusal_pairs(lm.tokenizer, pairs)
+    assert prompt_ids(idk) == prompt_ids(pairs)
+    for row, m in zip(idk.input_ids, idk.target_mask):
+        assert lm.tokenizer.decode(row[m]) in REFUSALS
+    same = with_targets(pairs, [[7], [8, 9]], pad_id=0)
+    assert same.target_mask.sum().item() == 3
+
+
+def test_rmu_trains_only_the_chosen_mlps(task):
+    lm = tiny_model()
+    before = {k: v.detach().clone() for k, v in lm.model.named_parameters()}
+    unlearn(lm, task, "rmu", train=TrainConfig(steps=2, lr=1e-3, batch_size=4, progress=False))
+    changed = {k for k, v in lm.model.named_parameters() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("model.layers.0.mlp.") for k in changed)
+
+
+def test_in_context_wrapper_equals_prefix_tokens_on_the_bare_model(task):
+    """The wrapper's logits are the bare model's on [prefix ids, prompt ids], minus the prefix positions."""
+    lm = tiny_model()
+    run = unlearn(lm, task, "in_context", n_correct=1)
+    wrapper = run.lm.model
+    ids = lm.tokenizer([qa_prompt(task.forget[0].question)], return_tensors="pt").input_ids
+    n = wrapper.prefix_ids.numel()
+    plain = lm.model(input_ids=torch.cat([wrapper.prefix_ids[None], ids], 1)).logits[:, n:]
+    assert torch.allclose(wrapper(input_ids=ids).logits, plain, atol=1e-5)
+    assert run.lm.model.config is lm.model.config
