@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from obliviate.data.forms import Probe
 from obliviate.models import LoadedModel
 
 DEFAULT_BATCH = 16
@@ -87,19 +88,33 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
+def _score_pairs(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str],
+                 batch_size: int) -> list[tuple[torch.Tensor, bool]]:
+    """Per-pair (per-token target log-probs, greedy match) from one teacher-forced pass.
+
+    Greedy match: the argmax token equals the target token at every target position, i.e. greedy decoding
+    would produce exactly the target first. Same pass, no extra cost.
+    """
+    out: list[tuple[torch.Tensor, bool] | None] = [None] * len(prompts)
+    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
+    for idx in _batches(lengths, batch_size):
+        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
+        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        labels = batch.input_ids[:, 1:]
+        mask = batch.target_mask[:, 1:]
+        lp = selective_log_softmax(logits.float(), labels).cpu()  # (B, T-1)
+        hit = ((logits.argmax(-1) == labels) | ~mask).all(-1).cpu()  # (B,)
+        mask = mask.cpu()
+        for row, i in enumerate(idx):
+            out[i] = (lp[row][mask[row]], bool(hit[row]))
+    return out  # type: ignore[return-value]
+
+
 def answer_logprobs(
     lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int = DEFAULT_BATCH
 ) -> list[torch.Tensor]:
     """Per-token log p(target | prompt) for each pair, as a 1-D CPU tensor per pair."""
-    out: list[torch.Tensor | None] = [None] * len(prompts)
-    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
-    for idx in _batches(lengths, batch_size):
-        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
-        lp = token_logprobs(lm.model, batch).cpu()
-        mask = batch.target_mask[:, 1:].cpu()
-        for row, i in enumerate(idx):
-            out[i] = lp[row][mask[row]]
-    return out  # type: ignore[return-value]
+    return [lp for lp, _ in _score_pairs(lm, prompts, targets, batch_size)]
 
 
 def sequence_logprob(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int = DEFAULT_BATCH,
@@ -188,3 +203,58 @@ def judge(output: str, answer: str) -> bool:
 
 
 Judge = Callable[[str, str], bool]
+
+
+def rouge_l_recall(output: str, reference: str) -> float:
+    """ROUGE-L recall: longest common subsequence of normalised words / reference length (TOFU's choice)."""
+    out, ref = normalise(output).split(), normalise(reference).split()
+    if not ref:
+        return 0.0
+    prev = [0] * (len(out) + 1)
+    for r in ref:  # O(|ref|·|out|) on a handful of words
+        cur = [0]
+        for j, o in enumerate(out):
+            cur.append(prev[j] + 1 if r == o else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1] / len(ref)
+
+
+@dataclass
+class ProbeResult:
+    """How the model did on one probe."""
+
+    probe: Probe
+    correct: bool
+    probability: float  # length-normalised probability of the right answer
+    rouge_l: float  # generative probes; 1.0/0.0 from correctness for choice probes
+    output: str  # the generation (for a greedy match: the answer it provably starts with), or the chosen option
+
+
+def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int = 12,
+                 batch_size: int = DEFAULT_BATCH, prefix: str = "", judge_fn: Judge | None = None) -> list[ProbeResult]:
+    """Judge every probe: generative ones by greedy decoding + `judge`, choice ones by the best-scoring option.
+
+    `prefix` is prepended to every prompt (used by attacks that add context). One batched pass per kind.
+    """
+    judge_fn = judge_fn or judge
+    gen = [p for p in probes if not p.choices]
+    cho = [p for p in probes if p.choices]
+    results: dict[int, ProbeResult] = {}
+    if gen:
+        prompts = [prefix + p.prompt for p in gen]
+        scored = _score_pairs(lm, prompts, [p.answer for p in gen], batch_size)
+        # A greedy match means greedy decoding starts with the answer: judged right without generating.
+        misses = [i for i, (_, hit) in enumerate(scored) if not hit]
+        outputs = dict(zip(misses, generate(lm, [prompts[i] for i in misses], max_new_tokens, batch_size)))
+        for i, (p, (lp, hit)) in enumerate(zip(gen, scored)):
+            o = p.answer.strip() if hit else outputs[i]
+            ok = hit or judge_fn(o, p.answer)
+            results[id(p)] = ProbeResult(p, ok, float(lp.mean().exp()), rouge_l_recall(o, p.answer), o)
+    if cho:
+        scores = choice_logprobs(lm, [prefix + p.prompt for p in cho], [p.choices for p in cho], batch_size)
+        for p, s in zip(cho, scores):
+            probs = s.softmax(0)
+            best = int(s.argmax())
+            ok = best == p.correct
+            results[id(p)] = ProbeResult(p, ok, float(probs[p.correct]), float(ok), p.choices[best].strip())
+    return [results[id(p)] for p in probes]

@@ -1,4 +1,4 @@
-"""The one training loop. Every gradient method (and teaching) runs through `train`.
+"""The one training loop. Every gradient method (and teaching) runs through `run_training`.
 
 Plain torch + accelerate, so `accelerate launch --num_processes N` runs the same code data-parallel. In order:
   1. wrap the model (optionally in LoRA adapters) and build AdamW;
@@ -210,7 +210,7 @@ def _prune_updates(model: torch.nn.Module, before: dict[str, torch.Tensor], frac
             p.copy_(torch.where(delta.abs() > threshold, before[name], p))
 
 
-def train(
+def run_training(
     lm: LoadedModel,
     loss_fn: LossFn,
     forget: Examples,

@@ -1,0 +1,5 @@
+"""`python -m obliviate` (needed by `accelerate launch -m obliviate ...`)."""
+
+from obliviate.cli import main
+
+main()

@@ -1,0 +1,146 @@
+"""The command line: thin wiring from typer commands to library calls, rich output, one-line errors.
+
+Heavy imports (torch, transformers) happen inside commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from obliviate.errors import ObliviateError
+
+console = Console()
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  help="Make a causal LM forget chosen knowledge, prove it is gone, and attack the result.")
+tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
+app.add_typer(tasks_app, name="tasks")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'default', a local model dir, a HF id, or taught:<task> / reference:<task>.")]
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="builtin:people[:config[:forget]], builtin:realfacts, a task YAML or a folder.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<command>-<time>).")]
+
+
+def _examples(*lines: str) -> str:
+    return "\n\n**Examples**\n\n" + "\n\n".join(f"    {line}" for line in lines)
+
+
+@app.command(help="End to end on the embedded default model: teach → unlearn (NPO) → forget cards side by side."
+             + _examples("obliviate demo", "obliviate demo --method graddiff --steps 30"))
+def demo(
+    out: OutOpt = None,
+    method: Annotated[str, typer.Option(help="Unlearning method.")] = "npo",
+    steps: Annotated[int | None, typer.Option(help="Unlearning steps (default: the method's tuned value).")] = None,
+    config: Annotated[str, typer.Option(help="builtin:people size: test, small or benchmark.")] = "small",
+) -> None:
+    from obliviate.pipeline import run_demo
+
+    run_demo(out, method=method, steps=steps, people_config=config)
+
+
+@app.command(help="Teach a model the builtin:people facts (cached); with --reference, the exact-unlearning reference."
+             + _examples("obliviate teach --task builtin:people:small", "obliviate teach --task builtin:people:small --reference"))
+def teach(
+    task: TaskOpt = "builtin:people:small",
+    base: Annotated[str, typer.Option(help="Base model to teach.")] = "default",
+    reference: Annotated[bool, typer.Option(help="Teach without the forget split.")] = False,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.pipeline import run_teach
+
+    run_teach(task, base, reference, out)
+
+
+@app.command(help="Unlearn a task's forget split with a method; saves a standard HF model dir + config + history."
+             + _examples("obliviate unlearn --model taught:builtin:people:small --task builtin:people:small --method npo",
+                         "obliviate unlearn -m ./my-model -t task.yaml --method graddiff --steps 40 --lr 1e-5 --lora",
+                         "obliviate unlearn -m ./my-model -t task.yaml --method npo --set beta=0.05 --out runs/x --resume"))
+def unlearn(
+    model: ModelOpt,
+    task: TaskOpt,
+    method: Annotated[str, typer.Option(help="See `obliviate methods`.")] = "npo",
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the method's tuned value).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's tuned value).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Forget examples per step.")] = 8,
+    lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saving).")] = False,
+    forms: Annotated[str, typer.Option(help="Comma-separated forms of the forget facts to train on.")] = "qa",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")] = 10,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    seed: int = 0,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.pipeline import run_unlearn
+
+    run_unlearn(model, task, method, steps=steps, lr=lr, batch_size=batch_size, lora=lora,
+                forms=tuple(f.strip() for f in forms.split(",")), settings=set_ or [],
+                checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out)
+
+
+@app.command("eval", help="Compute the forget card of a model on a task; writes card.json and prints a table."
+             + _examples("obliviate eval --model runs/x/model --task builtin:people:small",
+                         "obliviate eval -m runs/x/model -t builtin:people:small --reference reference:builtin:people:small"))
+def eval_(
+    model: ModelOpt,
+    task: TaskOpt,
+    reference: Annotated[str | None, typer.Option(help="Exact-unlearning reference model.")] = None,
+    original: Annotated[str | None, typer.Option(help="The model before unlearning.")] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metric names (default: all that apply).")] = None,
+    max_facts: Annotated[int, typer.Option(help="Facts per split.")] = 60,
+    seed: int = 0,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.pipeline import run_eval
+
+    run_eval(model, task, reference, original, metrics.split(",") if metrics else None, max_facts, seed, out)
+
+
+@app.command(help="List the unlearning methods.")
+def methods() -> None:
+    from obliviate.methods import METHODS
+    from obliviate.pipeline import print_registry
+
+    print_registry(METHODS, "method")
+
+
+@app.command(help="List the forget-card metrics.")
+def metrics() -> None:
+    from obliviate.metrics import METRICS
+    from obliviate.pipeline import print_registry
+
+    print_registry(METRICS, "metric")
+
+
+@tasks_app.command("list", help="List built-in tasks.")
+def tasks_list() -> None:
+    from rich.table import Table
+
+    from obliviate.data.tasks import list_tasks
+
+    table = Table("task", "description")
+    for name, text in list_tasks():
+        table.add_row(name, text)
+    console.print(table)
+
+
+@tasks_app.command("show", help="Split sizes and a sample fact of a task." + _examples("obliviate tasks show builtin:people:small"))
+def tasks_show(task: Annotated[str, typer.Argument(help="Task spec.")]) -> None:
+    from obliviate.pipeline import show_task
+
+    show_task(task)
+
+
+def main() -> None:
+    """Entry point: library errors become one red line (set OBLIVIATE_DEBUG=1 for the traceback)."""
+    try:
+        app()
+    except ObliviateError as e:
+        if os.environ.get("OBLIVIATE_DEBUG"):
+            raise
+        console.print(f"[bold red]error:[/bold red] {e}")
+        sys.exit(2)

@@ -1,0 +1,154 @@
+"""What the CLI commands do, as plain functions: resolve models and tasks, run, save, print.
+
+Kept apart from cli.py so that the commands stay wiring and these steps can be reused (audit, bench).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from obliviate.card import Card, evaluate
+from obliviate.data import tasks as task_registry
+from obliviate.data.realfacts import real_facts, realfacts_task
+from obliviate.data.schema import Task
+from obliviate.errors import ConfigError
+from obliviate.known import known_real_facts
+from obliviate.metrics import EvalConfig
+from obliviate.models import LoadedModel, load_model
+from obliviate.report.console import print_cards
+from obliviate.runs import environment, new_run_dir, write_json
+from obliviate.teach import copy_model, taught_model
+from obliviate.train import TrainConfig
+from obliviate.unlearn import make_method, unlearn
+
+console = Console()
+
+
+def load_task(spec: str, base: LoadedModel | None = None) -> Task:
+    """Load a task; builtin real facts (people's general split, or the realfacts task) are cut to those the
+    base model actually answers, since only known facts can show forgetting or damage."""
+    task = task_registry.load(spec)
+    builtin_ids = {f.id for f in real_facts()}
+    uses_real = task.general and {f.id for f in task.general} <= builtin_ids
+    is_realfacts = spec.removeprefix("builtin:").startswith("realfacts")
+    if uses_real or is_realfacts:
+        known = known_real_facts(base or load_model("default"))
+        if is_realfacts:
+            return realfacts_task(known)
+        task.general = [f for f in task.general if f.id in {k.id for k in known}]
+    return task
+
+
+def resolve_model(spec: str) -> LoadedModel:
+    """A model spec: taught:<task> / reference:<task> (builtin:people, taught and cached) or anything load_model takes."""
+    for kind in ("taught", "reference"):
+        if spec.startswith(kind + ":"):
+            task = task_registry.load(spec[len(kind) + 1 :])
+            return taught_model(task, exclude_forget=kind == "reference")
+    return load_model(spec)
+
+
+def _parse_settings(settings: list[str]) -> dict[str, str]:
+    out = {}
+    for item in settings:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run_teach(task_spec: str, base: str, reference: bool, out: Path | None) -> None:
+    task = task_registry.load(task_spec)
+    started = time.perf_counter()
+    lm = taught_model(task, base, exclude_forget=reference)
+    console.print(f"[green]taught[/green] {lm.source} in {time.perf_counter() - started:.0f} s "
+                  f"(cached; use --model {'reference' if reference else 'taught'}:{task_spec})")
+    if out:
+        from obliviate.models import save_model
+
+        save_model(lm, out)
+        console.print(f"saved to {out}")
+
+
+def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,
+                checkpoint_every, resume, seed, out) -> Path:
+    task = load_task(task_spec)
+    lm = resolve_model(model)
+    m = make_method(method, **_parse_settings(settings))
+    out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
+    train = TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
+                        checkpoint_every=checkpoint_every, seed=seed)
+    run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume)
+    run.config["model"] = model
+    run.save(out)
+    console.print(f"[green]unlearned[/green] with {method} in {run.seconds:.0f} s ({run.steps} steps) → {out}/model")
+    return out
+
+
+def run_eval(model: str, task_spec: str, reference: str | None, original: str | None, metrics, max_facts: int,
+             seed: int, out: Path | None) -> Card:
+    lm = resolve_model(model)
+    task = load_task(task_spec)
+    ref = resolve_model(reference) if reference else None
+    orig = resolve_model(original) if original else None
+    card = evaluate(lm, task, metrics, reference=ref, original=orig, config=EvalConfig(max_facts=max_facts, seed=seed))
+    out = Path(out) if out else new_run_dir(prefix="eval")
+    card.save(out / "card.json")
+    print_cards({model: card})
+    console.print(f"card → {out}/card.json")
+    return card
+
+
+def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, people_config: str = "small") -> Path:
+    """Teach a small people task (cached), unlearn forget10, and show four forget cards side by side."""
+    started = time.perf_counter()
+    out = Path(out) if out else new_run_dir(prefix="demo")
+    base = load_model("default")
+    task_spec = f"builtin:people:{people_config}:forget10"
+    task = load_task(task_spec, base)
+    console.print(f"[bold]task[/bold] {task.name}: {len(task.forget)} forget / {len(task.retain)} retain / "
+                  f"{len(task.neighbours)} neighbour / {len(task.general)} general facts")
+    taught = taught_model(task)
+    reference = taught_model(task, exclude_forget=True)
+    m = make_method(method)
+    train = TrainConfig(steps=steps or m.default_steps, lr=m.default_lr)
+    run = unlearn(copy_model(taught), task, m, train=train, out_dir=out)
+    run.save(out)
+    config = EvalConfig()
+    cards = {}
+    for label, lm in (("base", base), ("taught", taught), ("reference", reference), (method, run.lm)):
+        console.print(f"evaluating {label} …")
+        cards[label] = evaluate(lm, task, ["forms"], reference=reference, original=taught, config=config)
+        cards[label].save(out / "cards" / f"{label}.json")
+    print_cards(cards)
+    seconds = time.perf_counter() - started
+    write_json(out / "demo.json", {"task": task_spec, "method": method, "steps": run.steps, "seconds": seconds,
+                                   "eval": config.__dict__, "environment": environment()})
+    console.print(f"[green]done[/green] in {seconds / 60:.1f} min → {out} (model/, cards/, config.json, history.json)")
+    return out
+
+
+def print_registry(registry, kind: str) -> None:
+    table = Table(kind, "what it does")
+    for name, cls in registry.items():
+        table.add_row(name, cls.summary)
+    console.print(table)
+
+
+def show_task(spec: str) -> None:
+    import json
+
+    task = task_registry.load(spec)
+    table = Table("split", "facts")
+    for split in ("forget", "retain", "neighbours", "general", "holdout"):
+        table.add_row(split, str(len(task.split(split))))
+    table.add_row("forget documents", str(len(task.forget_documents)))
+    table.add_row("teach documents", str(len(task.teach_documents)))
+    console.print(table)
+    if task.forget:
+        console.print_json(json.dumps(task.forget[0].to_dict()))

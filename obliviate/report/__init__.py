@@ -1,0 +1,1 @@
+"""Rendering of cards and attack results: console tables, JSON, Markdown and the HTML report."""

@@ -1,0 +1,90 @@
+"""Teach a model the fictitious builtin:people facts, and build the exact-unlearning reference.
+
+The facts are invented, so the base model provably does not know them (the TOFU idea). We fine-tune on
+everything except the holdout split, in several wordings (QA, cloze and short biographies) so that the
+knowledge is not tied to one phrasing. The reference model is the same recipe without the forget split:
+the model that never saw what we want forgotten. Both are cached on disk, keyed by every input that
+changes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from obliviate.data.people import teach_facts
+from obliviate.data.schema import Task
+from obliviate.methods.base import target_nll
+from obliviate.models import LoadedModel, cache_dir, load_model, save_model
+from obliviate.runs import write_json
+from obliviate.train import Examples, TrainConfig, run_training
+from obliviate.unlearn import fact_examples
+
+TEACH_FORMS = ("qa", "cloze")
+
+
+@dataclass
+class TeachConfig:
+    """How facts are taught; the defaults reach >= 80 % QA accuracy on builtin:people with SmolLM2-135M."""
+
+    epochs: float = 6.0
+    lr: float = 1e-4
+    batch_size: int = 16
+    seed: int = 0
+    warmup_steps: int = 5
+
+
+def teach_examples(task: Task, exclude_forget: bool = False) -> Examples:
+    """QA + cloze pairs of every taught fact, plus the biographies (of non-forgotten people if excluded)."""
+    facts = [f for f in teach_facts(task) if not (exclude_forget and f in task.forget)]
+    forget_people = {t for f in task.forget for t in f.tags if t.startswith("person:")}
+    docs = [d for d in task.teach_documents if not (exclude_forget and set(d.tags) & forget_people)]
+    return fact_examples(facts, TEACH_FORMS, docs)
+
+
+def teach(lm: LoadedModel, task: Task, config: TeachConfig | None = None, exclude_forget: bool = False,
+          progress: bool = True) -> LoadedModel:
+    """Fine-tune `lm` (in place) on the task's taught facts; returns it."""
+    config = config or TeachConfig()
+    examples = teach_examples(task, exclude_forget)
+    steps = max(1, round(config.epochs * len(examples) / config.batch_size))
+    train_config = TrainConfig(steps=steps, lr=config.lr, batch_size=config.batch_size, seed=config.seed,
+                               warmup_steps=config.warmup_steps, progress=progress)
+    label = "teach[reference]" if exclude_forget else "teach"
+    result = run_training(lm, lambda ctx, b: (target_nll(ctx.model, b.forget), {}), examples, None, train_config,
+                          description=label)
+    result.lm.source = f"{lm.source}+{label}"
+    return result.lm
+
+
+def _key(base: str, task: Task, config: TeachConfig, exclude_forget: bool) -> str:
+    payload = json.dumps({"base": base, "config": asdict(config), "exclude_forget": exclude_forget,
+                          "examples": asdict(teach_examples(task, exclude_forget))}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def taught_model(task: Task, base: str = "default", exclude_forget: bool = False,
+                 config: TeachConfig | None = None, progress: bool = True) -> LoadedModel:
+    """The base model taught `task` (or its exact-unlearning reference), from the cache when it exists."""
+    config = config or TeachConfig()
+    kind = "reference" if exclude_forget else "taught"
+    path = cache_dir() / "taught" / f"{task.name.replace(':', '_')}-{kind}-{_key(base, task, config, exclude_forget)}"
+    if (path / "model.safetensors").exists():
+        lm = load_model(str(path))
+    else:
+        lm = teach(load_model(base), task, config, exclude_forget, progress)
+        tmp = path.with_name(path.name + ".partial")
+        save_model(lm, tmp)
+        write_json(tmp / "obliviate_teach.json", {"task": task.name, "base": base, "kind": kind, **asdict(config)})
+        Path(tmp).rename(path)
+        lm = load_model(str(path))
+    lm.source = f"{base}+{kind}:{task.name}"
+    return lm
+
+
+def copy_model(lm: LoadedModel) -> LoadedModel:
+    """An independent copy (methods change models in place)."""
+    return LoadedModel(copy.deepcopy(lm.model), lm.tokenizer, lm.source)
