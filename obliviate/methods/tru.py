@@ -1,0 +1,76 @@
+"""TRU (targeted reasoning unlearning): teach a reasoning trace + explanatory refusal while GradDiff erases.
+
+Liao et al. 2026, Explainable LLM Unlearning Through Reasoning (ICLR 2026, arXiv:2603.09980), spec tag [S]:
+    L = −(1/N) Σ [log π(r|x) + log π(s|x, r)] + α·GradDiff(D_f, D_r)
+with r a reasoning trace that recognises the query as in scope and s an explanatory refusal. Since
+log π(r|x) + log π(s|x,r) = log π(r s|x), the target term is the CE of the concatenation.
+The paper's traces come from a strong reasoning LLM (offline, C4). We take them from `targets_file` (JSONL of
+{"question", "reasoning", "refusal"}, matched on the question) and otherwise use one template trace, which
+is this implementation's deviation: the template says nothing question-specific.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from obliviate.data.forms import qa_prompt
+from obliviate.errors import ConfigError
+from obliviate.methods._common import prompt_ids, tokenizer_of, with_targets
+from obliviate.methods.base import METHODS, Method, MethodConfig, target_nll
+
+REASONING = (" This question asks for a detail about someone or something I have been asked to forget,"
+             " so I should not answer it from memory.")
+REFUSAL = " I can't share that, but I'm happy to help with other questions."
+
+
+@dataclass
+class TRUConfig(MethodConfig):
+    alpha: float = 0.5  # weight of the GradDiff term against the reasoning-target CE
+    retain_weight: float = 1.0  # retain CE inside the GradDiff term
+    targets_file: str = ""  # JSONL of {"question", "reasoning", "refusal"}; empty = the template trace
+
+    def __post_init__(self) -> None:
+        if self.alpha < 0:
+            raise ConfigError(f"tru alpha must be >= 0, got {self.alpha}")
+        if self.targets_file and not Path(self.targets_file).exists():
+            raise ConfigError(f"tru targets_file {self.targets_file!r} does not exist")
+
+
+@METHODS.register("tru")
+class TRU(Method):
+    summary = "CE on reasoning-trace + refusal targets for forget questions, plus GradDiff (ascent + retain CE)"
+    paper = "Liao et al. 2026, Explainable LLM Unlearning Through Reasoning, arXiv:2603.09980"
+    Config = TRUConfig
+    needs_retain = True
+    default_steps = 20
+    default_lr = 2e-5
+
+    def __init__(self, config=None, **overrides) -> None:
+        super().__init__(config, **overrides)
+        self._targets: dict[str, str] = {}
+        if self.config.targets_file:
+            for n, line in enumerate(Path(self.config.targets_file).read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not {"question", "reasoning", "refusal"} <= row.keys():
+                    raise ConfigError(f"{self.config.targets_file}:{n}: need question, reasoning and refusal")
+                self._targets[qa_prompt(row["question"])] = " " + row["reasoning"].strip() + " " + row["refusal"].strip()
+
+    def loss(self, ctx, batch):
+        c = self.config
+        tok = tokenizer_of(ctx)
+        texts = [self._targets.get(tok.decode(p).strip(), REASONING + REFUSAL) for p in prompt_ids(batch.forget)]
+        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        target = target_nll(ctx.model, with_targets(batch.forget, ids, pad))
+        forget = target_nll(ctx.model, batch.forget)
+        loss = target - c.alpha * forget
+        logs = {"target_nll": target.item(), "forget_nll": forget.item()}
+        if c.retain_weight and batch.retain is not None:
+            retain = target_nll(ctx.model, batch.retain)
+            loss = loss + c.alpha * c.retain_weight * retain
+            logs["retain_nll"] = retain.item()
+        return loss, logs
