@@ -1,0 +1,97 @@
+"""Forget card, unlearning orchestration and the CLI on tiny models / small inputs."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from obliviate.card import Card, evaluate
+from obliviate.cli import app
+from obliviate.data.people import people_task
+from obliviate.errors import ConfigError, UnknownNameError
+from obliviate.metrics import EvalConfig
+from obliviate.models import tiny_model
+from obliviate.train import TrainConfig
+from obliviate.unlearn import fact_examples, unlearn
+
+
+def test_card_has_every_form_and_split_in_range(tmp_path):
+    task = people_task("test")
+    card = evaluate(tiny_model(), task, ["forms"], config=EvalConfig(max_facts=4))
+    values = card.value("forms")
+    assert set(values) == {"forget", "retain", "neighbours"}
+    for form in ("qa", "cloze", "mcq", "true_false", "paraphrase"):
+        stats = values["forget"][form]
+        assert 0 <= stats["accuracy"] <= 1 and 0 < stats["probability"] <= 1 and stats["n"] > 0
+    card.save(tmp_path / "card.json")
+    assert Card.load(tmp_path / "card.json").value("forms", "forget", "qa", "n") == values["forget"]["qa"]["n"]
+    assert card.metrics["forms"]["version"] and card.config["eval"]["max_facts"] == 4
+
+
+def test_card_is_reproducible():
+    task = people_task("test")
+    a = evaluate(tiny_model(seed=2), task, ["forms"], config=EvalConfig(max_facts=3))
+    b = evaluate(tiny_model(seed=2), task, ["forms"], config=EvalConfig(max_facts=3))
+    assert a.metrics["forms"]["values"] == b.metrics["forms"]["values"]
+
+
+def test_unknown_metric_and_method_suggest_names():
+    with pytest.raises(UnknownNameError, match="Did you mean forms"):
+        evaluate(tiny_model(), people_task("test"), ["form"])
+    with pytest.raises(UnknownNameError, match="npo"):
+        unlearn(tiny_model(), people_task("test"), "npoo")
+
+
+def test_fact_examples_forms_and_documents():
+    task = people_task("test")
+    ex = fact_examples(task.forget, ("qa", "paraphrase"))
+    assert len(ex) == len(task.forget) * 3 and all(t.startswith(" ") for t in ex.targets)
+    with pytest.raises(ConfigError, match="generative"):
+        fact_examples(task.forget, ("mcq",))
+
+
+def test_unlearn_run_saves_a_plain_hf_model(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    run = unlearn(tiny_model(), people_task("test"), "npo", train=TrainConfig(steps=2, progress=False))
+    run.save(tmp_path)
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "model") is not None
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["method"] == "npo" and config["train"]["steps"] == 2 and config["method_config"]["beta"] == 0.1
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 2
+
+
+def test_method_overrides_are_checked():
+    with pytest.raises(ConfigError, match="no setting"):
+        unlearn(tiny_model(), people_task("test"), "npo", train=TrainConfig(steps=1, progress=False), betta=1)
+    with pytest.raises(ConfigError, match="beta"):
+        unlearn(tiny_model(), people_task("test"), "npo", train=TrainConfig(steps=1, progress=False), beta=-1)
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [["--help"], ["unlearn", "--help"], ["eval", "--help"], ["demo", "--help"]])
+def test_help_shows_examples(command):
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0
+    if command != ["--help"]:
+        assert "Examples" in result.output
+
+
+def test_cli_lists_and_shows(tmp_path):
+    assert "npo" in runner.invoke(app, ["methods"]).output
+    assert "forms" in runner.invoke(app, ["metrics"]).output
+    assert "builtin:people" in runner.invoke(app, ["tasks", "list"]).output
+    shown = runner.invoke(app, ["tasks", "show", "builtin:people:test"])
+    assert shown.exit_code == 0 and "forget" in shown.output
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "obliviate", "eval", "--model", "tiny", "--task",
+                           str(tmp_path / "missing.yaml")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "error:" in done.stdout and "missing.yaml" in done.stdout and "Traceback" not in done.stdout + done.stderr

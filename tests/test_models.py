@@ -1,0 +1,28 @@
+"""Model loading: tiny models, local directories, clear errors."""
+
+import pytest
+import torch
+
+from obliviate.errors import ModelLoadError
+from obliviate.models import load_model, save_model, tiny_model
+
+
+def test_tiny_model_is_deterministic():
+    a, b = tiny_model(seed=3), tiny_model(seed=3)
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.equal(a.model(ids).logits, b.model(ids).logits)
+    assert a.tokenizer.pad_token is not None and a.tokenizer.padding_side == "left"
+
+
+def test_save_and_reload_roundtrip(tmp_path):
+    lm = tiny_model(seed=4)
+    save_model(lm, tmp_path / "m")
+    back = load_model(str(tmp_path / "m"), device="cpu")
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.allclose(lm.model(ids).logits, back.model(ids).logits, atol=1e-6)
+    assert back.model.dtype == torch.float32
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="could not load model"):
+        load_model(str(tmp_path / "nowhere"))
