@@ -130,6 +130,31 @@ def answer_probability(lm: LoadedModel, prompts: Sequence[str], targets: Sequenc
     return sequence_logprob(lm, prompts, targets, batch_size, normalise=True).exp()
 
 
+@torch.no_grad()
+def answer_token_stats(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str],
+                       batch_size: int = DEFAULT_BATCH) -> list[torch.Tensor]:
+    """Per target token: (log p of the token, mean and std of log p over the next-token distribution).
+
+    One (n_target_tokens, 3) CPU tensor per pair. Min-K%++ membership inference standardises each token's
+    log-prob by the distribution's own mean and spread: mu = E_z[log p(z)], sigma^2 = E_z[log^2 p(z)] - mu^2.
+    """
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
+    for idx in _batches(lengths, batch_size):
+        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
+        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T-1, V)
+        probs = logp.exp()
+        mu = (probs * logp).sum(-1)  # (B, T-1)
+        sigma = ((probs * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+        token = torch.gather(logp, -1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        stats = torch.stack([token, mu, sigma], -1).cpu()  # (B, T-1, 3)
+        mask = batch.target_mask[:, 1:].cpu()
+        for row, i in enumerate(idx):
+            out[i] = stats[row][mask[row]]
+    return out  # type: ignore[return-value]
+
+
 def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Sequence[str]],
                     batch_size: int = DEFAULT_BATCH) -> list[torch.Tensor]:
     """Summed log-prob of every choice after its prompt: one (n_choices,) tensor per prompt."""

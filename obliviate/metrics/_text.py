@@ -1,0 +1,84 @@
+"""Text helpers shared by the metric files (not a metric; the leading underscore keeps it out of the registry).
+
+Refusal and gibberish detection are deliberately simple, documented heuristics: they read short greedy answers
+(`EvalConfig.max_new_tokens` tokens), not essays, and every rule is listed here so a reader can check a label.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from obliviate.scoring import normalise
+
+# Phrases a model uses to decline or to say it does not know (matched on the lower-cased output).
+_REFUSAL = re.compile(
+    r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|not sure|no idea|i cannot|i can't|i can not|"
+    r"unable to|no information|not (be )?able to|unknown|i have no|i'm sorry|i am sorry|sorry|"
+    r"i don't have|i do not have|cannot (answer|provide|say)|can't (answer|provide|say)|not aware|"
+    r"i'm afraid|i am afraid|no (reliable|available) (data|information)|decline|not known)\b"
+)
+
+
+def is_refusal(text: str) -> bool:
+    """True when the output declines or says it does not know ("I don't know", "I'm not sure", "sorry" ...)."""
+    return bool(_REFUSAL.search(text.lower()))
+
+
+def ngram_repetition(text: str, n: int = 2) -> float:
+    """Share of word n-grams that repeat an earlier n-gram in the same text: 0 = none, -> 1 = a loop."""
+    words = normalise(text).split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def is_gibberish(text: str) -> bool:
+    """True for output that is not language: empty, mostly non-letters, one word looped, or no real words.
+
+    Rules (any one suffices): no letters at all; under half of the non-space characters are letters; a word
+    makes up over half of >= 4 words; or no word of 2+ letters contains a vowel (e.g. "xkcd zzq").
+    """
+    stripped = text.strip()
+    chars = [c for c in stripped if not c.isspace()]
+    letters = [c for c in chars if c.isalpha()]
+    if not letters:
+        return True
+    if len(letters) < 0.5 * len(chars):
+        return True
+    words = normalise(stripped).split()
+    if len(words) >= 4 and max(words.count(w) for w in set(words)) > 0.5 * len(words):
+        return True
+    long_words = [w for w in words if len(w) >= 2 and w.isalpha()]
+    return bool(long_words) and not any(re.search(r"[aeiouy]", w) for w in long_words)
+
+
+def finite(value: float) -> float | None:
+    """The value, or None when it is NaN/inf (JSON cards hold no NaN)."""
+    return value if math.isfinite(value) else None
+
+
+# Neutral, fact-free sentences: fluency text when a task brings no held-out documents, and generation prompts.
+NEUTRAL_TEXT = (
+    "The weather was mild this morning, so many people walked to work instead of taking the bus.",
+    "A good recipe for bread needs flour, water, salt and a little patience while the dough rises.",
+    "The library opens at nine o'clock and closes in the early evening on most weekdays.",
+    "Children in the park were playing football while their parents talked on the benches nearby.",
+    "To keep a plant healthy, water it regularly and place it where it gets enough sunlight.",
+    "The train was late because of repairs on the track, and the station was crowded with travellers.",
+    "She opened the window to let in some fresh air and then sat down to read her book.",
+    "Most cities have a central square where markets are held on weekends during the summer.",
+    "He wrote a short list of things to buy: eggs, milk, apples and a loaf of bread.",
+    "The river flows slowly through the valley before it reaches the sea near a small harbour.",
+    "After dinner, the family cleared the table and played a board game until it was late.",
+    "Learning a new language takes time, but practising a little every day makes a big difference.",
+    "The museum displays old maps, tools and paintings that show how people lived long ago.",
+    "When the rain stopped, the streets were quiet and the air smelled fresh and clean.",
+    "A bicycle is a simple machine that turns the motion of the legs into forward movement.",
+    "The teacher asked the students to write a short story about their favourite holiday.",
+    "Coffee and tea are popular drinks in many countries, often enjoyed in the morning.",
+    "The old house at the end of the street had a garden full of roses and tall trees.",
+    "Scientists study the stars with telescopes that collect light from very distant objects.",
+    "On Sunday afternoons the bakery sells fresh cakes, and a queue forms outside the door.",
+)
