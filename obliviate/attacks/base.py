@@ -8,10 +8,11 @@ back and the evidence (prompt, output, probability), plus the budget it ran unde
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from obliviate.data.forms import probes
+from obliviate.data.forms import Probe, probes
 from obliviate.data.schema import Fact, Task
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
@@ -46,6 +47,7 @@ class AttackResult:
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     notes: str = ""  # e.g. "stopped at the time budget after 12 steps"
+    details: dict[str, Any] = field(default_factory=dict)  # attack-specific numbers (per-form rates, accuracy)
 
     @property
     def recovery_rate(self) -> float:
@@ -79,8 +81,14 @@ def find_targets(ctx: AttackContext) -> list[Fact]:
 class Attack:
     """Base class: set the class attributes and implement `run` (check `self.elapsed()` against the time budget)."""
 
+    name: ClassVar[str] = ""  # the registry name, recorded in results
     summary: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    # False for attacks that measure something other than fact recovery (trace detection reports an accuracy);
+    # the red-team report leaves them out of the worst-case recovery.
+    recovers: ClassVar[bool] = True
+    # True for attacks that cannot run without the original model (they are skipped when it is None).
+    needs_original: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._started = time.perf_counter()
@@ -88,8 +96,46 @@ class Attack:
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
 
+    def out_of_time(self, ctx: AttackContext) -> bool:
+        return self.elapsed() >= ctx.budget.seconds
+
+    def result(self, ctx: AttackContext, outcomes: list[Outcome], notes: str = "", **details: Any) -> AttackResult:
+        """An AttackResult stamped with the attack's name, the budget and the time spent so far."""
+        return AttackResult(self.name, asdict(ctx.budget), outcomes, self.elapsed(), notes, details)
+
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         raise NotImplementedError
+
+
+def judge_groups(lm: LoadedModel, facts: Sequence[Fact], groups: Sequence[Sequence[Probe]], prefix: str = "",
+                 max_new_tokens: int = 12) -> list[Outcome]:
+    """One Outcome per fact: recovered if ANY of its probes is judged right by `score_probes` (one batched call).
+
+    The evidence kept is the first probe judged right, else the one giving the answer the highest probability.
+    A fact with no probes is reported as not recovered.
+    """
+    flat = [p for g in groups for p in g]
+    scored = score_probes(lm, flat, max_new_tokens, prefix=prefix) if flat else []
+    out, i = [], 0
+    for fact, group in zip(facts, groups):
+        results = scored[i : i + len(group)]
+        i += len(group)
+        if not results:
+            out.append(Outcome(fact.id, False))
+            continue
+        best = next((r for r in results if r.correct), max(results, key=lambda r: r.probability))
+        out.append(Outcome(fact.id, best.correct, prefix + best.probe.prompt, best.output, best.probability))
+    return out
+
+
+def halves(facts: Sequence[Fact], seed: int = 0) -> tuple[list[Fact], list[Fact]]:
+    """Split facts into (train, held-out) halves, deterministic in `seed`, for attacks that learn on one half."""
+    import random
+
+    order = list(range(len(facts)))
+    random.Random(f"halves-{seed}").shuffle(order)
+    cut = len(order) // 2
+    return [facts[i] for i in sorted(order[:cut])], [facts[i] for i in sorted(order[cut:])]
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")

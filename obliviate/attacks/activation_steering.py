@@ -1,0 +1,103 @@
+"""Activation steering (AnonAct): push the residual stream toward what makes the question about its subject.
+
+Seyitoğlu et al. (arXiv 2411.02631): for question Q build anonymised copies Q*_n (the subject swapped for
+unrelated names), take the residual state at the last prompt token, and steer with
+S = A_l(Q) - mean_n A_l(Q*_n), adding c·S only while the first answer token is produced. The paper samples
+2000 answers at temperature 2 and ranks candidates by word frequency; we keep the forget-card judge instead
+(greedy decoding, so one steered answer per setting) and try a few (layer, c) settings, up to budget.samples.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome
+from obliviate.data.forms import probes, qa_prompt
+from obliviate.data.people import FIRST_A, FIRST_B, LAST_A, LAST_B
+from obliviate.data.schema import Fact, Task
+from obliviate.hooks import hooks, n_layers
+from obliviate.models import LoadedModel
+from obliviate.scoring import hidden_states, score_probes
+
+N_ANONYMOUS = 8  # anonymised copies per question
+COEFFICIENTS = (2.0, 4.0)  # c = 2 in the paper
+
+
+def invented_names(task: Task, n: int, seed: int) -> list[str]:
+    """`n` made-up full names that are not subjects of the task (so anonymised questions are about nobody known)."""
+    taken = {f.subject for split in ("forget", "retain", "neighbours", "holdout") for f in task.split(split)}
+    rng, out = random.Random(f"anon-{seed}"), []
+    while len(out) < n:
+        # An extra syllable keeps these apart from builtin:people names even with another seed.
+        name = f"{rng.choice(FIRST_A)}{rng.choice(FIRST_B)}{rng.choice(FIRST_B)} {rng.choice(LAST_A)}{rng.choice(LAST_B)}"
+        if name not in taken and name not in out:
+            out.append(name)
+    return out
+
+
+def anonymised(fact: Fact, names: list[str]) -> list[str]:
+    """The fact's question with its subject replaced by each name (empty if the question doesn't name it)."""
+    if not fact.subject or fact.subject not in fact.question:
+        return []
+    return [fact.question.replace(fact.subject, name) for name in names]
+
+
+def steering_settings(lm: LoadedModel, samples: int) -> list[tuple[int, float]]:
+    """(layer, coefficient) pairs: just before the last block (the paper's choice), then mid-depth."""
+    n = n_layers(lm.model)
+    layers = list(dict.fromkeys([max(0, n - 2), n // 2]))
+    return [(layer, c) for c in COEFFICIENTS for layer in layers][: max(1, samples)]
+
+
+@ATTACKS.register("activation_steering", "anonact")
+class ActivationSteering(Attack):
+    name = "activation_steering"
+    summary = "steer the first answer token by real-minus-anonymised question activations (AnonAct)"
+    paper = "Extracting Unlearned Information from LLMs with Activation Steering (Seyitoğlu et al., arXiv 2411.02631)"
+
+    def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
+        """One judged probe per fact and setting; recovered if any setting gets the answer."""
+        settings = steering_settings(lm, ctx.budget.samples)
+        names = invented_names(ctx.task, N_ANONYMOUS, ctx.seed)
+        outcomes, skipped, hits = [], 0, {f"layer{layer}_c{c:g}": 0 for layer, c in settings}
+        for fact in ctx.targets:
+            anon = anonymised(fact, names)
+            if not anon or self.out_of_time(ctx):
+                skipped += 1
+                outcomes.append(Outcome(fact.id, False))
+                continue
+            probe = probes(fact, "qa")[0]
+            layers = sorted({layer for layer, _ in settings})
+            acts = hidden_states(lm, [qa_prompt(q) for q in [fact.question, *anon]], [layer + 1 for layer in layers])
+            prompt_len = len(lm.tokenizer(probe.prompt, add_special_tokens=False)["input_ids"])
+            best = None
+            for layer, c in settings:
+                k = layers.index(layer)
+                vector = (acts[0, k] - acts[1:, k].mean(0)).to(lm.device)  # (H,)
+                with hooks(lm.model, (f"resid.{layer}", _first_answer_token(vector * c, prompt_len))):
+                    r = score_probes(lm, [probe])[0]
+                hits[f"layer{layer}_c{c:g}"] += r.correct
+                if best is None or (r.correct, r.probability) > (best.correct, best.probability):
+                    best = r
+            outcomes.append(Outcome(fact.id, best.correct, best.probe.prompt, best.output, best.probability))
+        notes = f"{skipped} fact(s) skipped (question does not name its subject, or time budget)" if skipped else ""
+        return self.result(ctx, outcomes, notes, settings=hits, anonymous_per_question=N_ANONYMOUS)
+
+
+def _first_answer_token(delta: torch.Tensor, prompt_len: int):
+    """Hook adding `delta` at the last prompt position only (the position that emits the first answer token).
+
+    Works for the teacher-forced scoring pass (prompt + answer) and the first generation pass (prompt alone);
+    later generation steps (one new position each) are left alone. Batches of one prompt, unpadded.
+    """
+
+    def add(act: torch.Tensor, _name: str) -> torch.Tensor | None:
+        if act.shape[0] != 1 or act.shape[1] < prompt_len:
+            return None
+        out = act.clone()
+        out[0, prompt_len - 1] += delta.to(act.dtype)
+        return out
+
+    return add

@@ -1,0 +1,165 @@
+"""Adversarial suffix (DUA): a GCG search for one token suffix that makes the model give forgotten answers.
+
+Dynamic Unlearning Attack (Yuan et al., AAAI 2025, arXiv 2408.10682, §3): minimise the answer NLL summed over
+several questions, -Σ log p(y | [x; q]), over a universal n-token suffix q, with Greedy Coordinate Gradient
+(Zou et al., arXiv 2307.15043): gradient w.r.t. the one-hot suffix, top-k substitutions per position, a batch
+of random single-token swaps, keep the best. We optimise on half of the targets and judge all of them, so the
+held-out half measures transfer across questions (DUA's cross-query setting, with real questions).
+
+The suffix must not spell an answer: every token of every target answer, and every token whose text occurs in
+one, is banned from the search, and a fact whose answer the suffix still states is not counted.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome, halves, judge_groups
+from obliviate.data.forms import Probe, target
+from obliviate.data.schema import Fact
+from obliviate.errors import ConfigError
+from obliviate.hooks import trainable_only
+from obliviate.models import LoadedModel
+from obliviate.scoring import EncodedPairs, normalise, selective_log_softmax, token_logprobs
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def suffix_prompt(question: str, suffix: str) -> str:
+    """Where the suffix goes: after the question, before the answer cue (DUA appends it to the question)."""
+    return f"Question: {question}{suffix}\nAnswer:"
+
+
+def banned_tokens(tokenizer, facts: list[Fact]) -> torch.Tensor:
+    """(V,) bool: special, non-printable or multi-line tokens, and any token that could spell an answer."""
+    vocab = len(tokenizer)
+    banned = torch.zeros(vocab, dtype=torch.bool)
+    answers = [normalise(f.answer) for f in facts]
+    for f in facts:
+        for text in (f.answer, " " + f.answer.strip()):
+            banned[_ids(tokenizer, text)] = True
+    for i in range(vocab):
+        piece = tokenizer.decode([i])
+        norm = normalise(piece)
+        if (i in tokenizer.all_special_ids or not piece.strip() or not piece.isprintable() or "\n" in piece
+                or not piece.isascii() or (len(norm) >= 2 and any(norm in a for a in answers))):
+            banned[i] = True
+    return banned
+
+
+class _Problem:
+    """Token ids of (question part, answer-cue part, answer) per training fact; builds batches for a suffix."""
+
+    def __init__(self, lm: LoadedModel, facts: list[Fact]) -> None:
+        tok = lm.tokenizer
+        self.lm = lm
+        self.parts = [(_ids(tok, f"Question: {f.question}"), _ids(tok, "\nAnswer:"), _ids(tok, target(f.answer)))
+                      for f in facts]
+
+    def encode(self, suffixes: torch.Tensor) -> EncodedPairs:
+        """Right-padded batch of every (suffix, fact) pair: row c * n_facts + j. `suffixes` is (C, n)."""
+        rows, masks = [], []
+        for s in suffixes.tolist():
+            for head, cue, ans in self.parts:
+                rows.append(head + s + cue + ans)
+                masks.append([False] * (len(rows[-1]) - len(ans)) + [True] * len(ans))
+        width = max(map(len, rows))
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        tmask = torch.zeros(len(rows), width, dtype=torch.bool)
+        for i, (r, m) in enumerate(zip(rows, masks)):
+            ids[i, : len(r)], attn[i, : len(r)], tmask[i, : len(m)] = torch.tensor(r), 1, torch.tensor(m)
+        return EncodedPairs(ids, attn, tmask).to(self.lm.device)
+
+    @torch.no_grad()
+    def losses(self, suffixes: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+        """Mean per-token answer NLL over the facts, for each suffix: (C,)."""
+        out = []
+        n = len(self.parts)
+        per = max(1, chunk // n)
+        for i in range(0, len(suffixes), per):
+            batch = self.encode(suffixes[i : i + per])
+            lp = token_logprobs(self.lm.model, batch)  # (C*n, T-1)
+            nll = -lp.sum(-1) / batch.target_mask[:, 1:].sum(-1)
+            out.append(nll.view(-1, n).mean(-1).cpu())
+        return torch.cat(out)
+
+    def gradient(self, suffix: torch.Tensor) -> torch.Tensor:
+        """d loss / d one-hot(suffix): (n, V). Only the one-hot takes gradients, never the weights."""
+        model = self.lm.model
+        emb = model.get_input_embeddings().weight  # (V, H)
+        one_hot = torch.zeros(len(suffix), emb.shape[0], device=emb.device, dtype=emb.dtype)
+        one_hot[torch.arange(len(suffix)), suffix.to(emb.device)] = 1.0
+        one_hot.requires_grad_(True)
+        batch = self.encode(suffix[None])
+        with trainable_only(model, lambda _n: False), torch.enable_grad():
+            embeds = emb[batch.input_ids].detach()  # (B, T, H)
+            for row, (head, _, _) in enumerate(self.parts):
+                embeds[row, len(head) : len(head) + len(suffix)] = 0
+            pos = torch.zeros_like(embeds)
+            for row, (head, _, _) in enumerate(self.parts):
+                pos[row, len(head) : len(head) + len(suffix)] = one_hot @ emb
+            logits = model(inputs_embeds=embeds + pos, attention_mask=batch.attention_mask).logits[:, :-1]
+            lp = selective_log_softmax(logits.float(), batch.input_ids[:, 1:]) * batch.target_mask[:, 1:]
+            loss = (-lp.sum(-1) / batch.target_mask[:, 1:].sum(-1)).mean()
+            loss.backward()
+        return one_hot.grad.detach().cpu()
+
+
+@ATTACKS.register("adversarial_suffix", "gcg")
+class AdversarialSuffix(Attack):
+    name = "adversarial_suffix"
+    summary = "GCG search for a universal token suffix raising the forgotten answers (transfer to held-out questions)"
+    paper = "Towards Robust Knowledge Unlearning: DUA (Yuan et al., AAAI 2025, arXiv 2408.10682)"
+
+    def __init__(self, n_tokens: int = 8, top_k: int = 64, candidates: int = 32, on: str = "unlearned") -> None:
+        super().__init__()
+        if on not in ("unlearned", "original"):
+            raise ConfigError(f"adversarial_suffix: on must be 'unlearned' or 'original', got {on!r}")
+        self.n_tokens, self.top_k, self.candidates, self.on = n_tokens, top_k, candidates, on
+
+    def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
+        """`budget.steps` GCG steps on the train half (stops at the time budget); judged on every target."""
+        if not ctx.targets:
+            return self.result(ctx, [], "no targets")
+        train, held = halves(ctx.targets, ctx.seed) if len(ctx.targets) > 1 else (ctx.targets, [])
+        source = ctx.original if self.on == "original" and ctx.original is not None else lm
+        tok = lm.tokenizer
+        banned = banned_tokens(tok, ctx.targets)
+        allowed = (~banned).nonzero().squeeze(-1)
+        problem = _Problem(source, train)
+        suffix = allowed[torch.randperm(len(allowed), generator=torch.Generator().manual_seed(ctx.seed))[: self.n_tokens]]
+        best_loss = float(problem.losses(suffix[None])[0])
+        start_loss, steps, rng = best_loss, 0, random.Random(ctx.seed)
+        for _ in range(ctx.budget.steps):
+            if self.out_of_time(ctx):
+                break
+            grad = problem.gradient(suffix)  # (n, V)
+            grad[:, banned] = float("inf")
+            top = (-grad).topk(self.top_k, dim=1).indices  # (n, k): swaps that most decrease the loss
+            cands = suffix.repeat(self.candidates, 1)
+            for c in range(self.candidates):
+                pos = rng.randrange(self.n_tokens)
+                cands[c, pos] = top[pos, rng.randrange(self.top_k)]
+            losses = problem.losses(cands)
+            i = int(losses.argmin())
+            if losses[i] < best_loss:
+                best_loss, suffix = float(losses[i]), cands[i].clone()
+            steps += 1
+        text = tok.decode(suffix.tolist())
+        groups = [[Probe(f.id, "qa", suffix_prompt(f.question, text), target(f.answer))] for f in ctx.targets]
+        outcomes = judge_groups(lm, ctx.targets, groups)
+        # The ban should make this impossible; the check keeps a suffix that spells an answer from counting.
+        outcomes = [Outcome(o.fact_id, False, o.prompt, o.output, o.probability)
+                    if o.recovered and normalise(f.answer) in normalise(text) else o
+                    for o, f in zip(outcomes, ctx.targets)]
+        held_ids = {f.id for f in held}
+        held_rate = (sum(o.recovered for o in outcomes if o.fact_id in held_ids) / len(held)) if held else None
+        notes = (f"{steps} GCG steps on {len(train)} question(s) (on the {self.on} model), answer NLL "
+                 f"{start_loss:.2f} -> {best_loss:.2f}; held-out recovery {held_rate if held_rate is None else f'{held_rate:.0%}'}")
+        return self.result(ctx, outcomes, notes, suffix=text, steps=steps, start_loss=start_loss, loss=best_loss,
+                           train=[f.id for f in train], transfer_rate=held_rate, on=self.on)

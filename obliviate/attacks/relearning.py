@@ -1,0 +1,61 @@
+"""Relearning: fine-tune a copy of the model for a few steps on SOME facts and check whether the OTHERS come back.
+
+If forgetting only hid the knowledge, a little training on related data restores it wholesale (Lynch et al.,
+"Eight Methods to Evaluate Robust Unlearning in LLMs", arXiv 2402.16835; Deeb & Roger, arXiv 2410.08827).
+Two sources: half of the forget targets ("half", the rest are held out and judged) or the task's neighbour
+facts ("neighbours", every target is judged). A training fact whose answer is a held-out answer is left out,
+otherwise the attack would simply teach the held-out answer.
+"""
+
+from __future__ import annotations
+
+from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, halves, judge_groups
+from obliviate.data.forms import probes
+from obliviate.data.schema import Fact
+from obliviate.errors import ConfigError
+from obliviate.methods.base import target_nll
+from obliviate.models import LoadedModel
+from obliviate.scoring import normalise
+from obliviate.teach import copy_model
+from obliviate.train import TrainConfig, run_training
+from obliviate.unlearn import fact_examples
+
+SOURCES = ("half", "neighbours")
+
+
+def training_facts(ctx: AttackContext, source: str) -> tuple[list[Fact], list[Fact]]:
+    """(facts to fine-tune on, facts to judge), with no training answer equal to a judged answer."""
+    if source == "half":
+        train, held = halves(ctx.targets, ctx.seed)
+    else:
+        train, held = list(ctx.task.neighbours) or list(ctx.task.retain), list(ctx.targets)
+    held_answers = {normalise(f.answer) for f in held}
+    return [f for f in train if normalise(f.answer) not in held_answers], held
+
+
+@ATTACKS.register("relearning")
+class Relearning(Attack):
+    name = "relearning"
+    summary = "fine-tune a copy a few steps on half the forget facts (or neighbours); are the others back?"
+    paper = "Eight Methods to Evaluate Robust Unlearning in LLMs (Lynch et al., arXiv 2402.16835)"
+
+    def __init__(self, source: str = "half", lr: float = 5e-5, batch_size: int = 4) -> None:
+        super().__init__()
+        if source not in SOURCES:
+            raise ConfigError(f"relearning: source must be one of {', '.join(SOURCES)}, got {source!r}")
+        self.source, self.lr, self.batch_size = source, lr, batch_size
+
+    def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
+        """`budget.steps` optimizer steps of plain answer NLL (QA form) through the one training loop."""
+        train, held = training_facts(ctx, self.source)
+        if not train or not held:
+            return self.result(ctx, [], f"nothing to do: {len(train)} training fact(s), {len(held)} held out")
+        examples = fact_examples(train, ("qa",))
+        config = TrainConfig(steps=max(1, ctx.budget.steps), lr=self.lr, batch_size=min(self.batch_size, len(examples)),
+                             seed=ctx.seed, check_every=1, progress=False)
+        trained = run_training(copy_model(lm), lambda c, b: (target_nll(c.model, b.forget), {}), examples, None,
+                               config, stop_check=lambda _lm: self.out_of_time(ctx), description="attack[relearning]")
+        outcomes = judge_groups(trained.lm, held, [probes(f, "qa") for f in held])
+        notes = (f"trained on {len(train)} {self.source} fact(s) for {trained.steps_done} steps"
+                 f"{' (time budget)' if trained.stopped_early else ''}, judged {len(held)} others")
+        return self.result(ctx, outcomes, notes, source=self.source, trained_on=[f.id for f in train], lr=self.lr)
