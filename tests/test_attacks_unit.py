@@ -1,0 +1,196 @@
+"""Every registered attack on a tiny model: runs within its budget, returns well-formed, judged outcomes.
+Plus the guards that keep attacks honest (no hint, prompt or suffix may carry the answer) and the runner.
+"""
+
+import json
+import random
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from obliviate.attacks import ATTACKS, AttackContext, Budget, find_targets
+from obliviate.attacks.adversarial_suffix import AdversarialSuffix, banned_tokens
+from obliviate.attacks.base import halves, judge_groups
+from obliviate.attacks.in_context import candidate_hints, hints
+from obliviate.attacks.relearning import Relearning, training_facts
+from obliviate.attacks.requantization import fake_quantize, int8_dynamic
+from obliviate.attacks.step_by_step import StepByStep, builtin_prompts, load_prompt_file
+from obliviate.data.forms import probes
+from obliviate.data.people import people_task
+from obliviate.errors import ConfigError
+from obliviate.models import tiny_model
+from obliviate.redteam import attack, attack_names, print_report, run_attack_command
+from obliviate.scoring import judge
+
+NAMES = attack_names(None)
+BUDGET = Budget(steps=2, samples=2, seconds=60.0, max_facts=3)
+SLACK = 30.0  # seconds an attack may overrun its budget (it checks between steps, not inside one)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return people_task("test")
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_model()
+
+
+def _ctx(task, budget=BUDGET, original=None):
+    ctx = AttackContext(task, None, budget)
+    ctx.targets = find_targets(ctx)  # no original: the first max_facts forget facts
+    ctx.original = original
+    return ctx
+
+
+def test_registry_has_every_attack():
+    assert set(NAMES) >= {"relearning", "in_context", "step_by_step", "form_change", "adversarial_suffix",
+                          "activation_steering", "latent_perturbation", "requantization", "trace_detection"}
+    assert attack_names("gcg,anonact") == ["adversarial_suffix", "activation_steering"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attack_runs_within_budget_and_returns_outcomes(name, task, lm):
+    cls = ATTACKS.get(name)
+    ctx = _ctx(task, original=tiny_model(seed=1) if cls.needs_original else None)
+    before = {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+    result = cls().run(lm, ctx)
+    assert result.attack == name and result.budget == asdict(BUDGET)
+    assert 0 <= result.seconds <= BUDGET.seconds + SLACK
+    json.dumps(result.to_dict(), default=str)  # JSON-ready
+    target_ids = {f.id for f in ctx.targets}
+    ids = [o.fact_id for o in result.outcomes]
+    assert len(ids) == len(set(ids)) and set(ids) <= target_ids
+    for o in result.outcomes:
+        assert isinstance(o.recovered, bool) and 0.0 <= o.probability <= 1.0
+    if cls.recovers:
+        assert result.outcomes, f"{name} judged no fact"
+        assert 0.0 <= result.recovery_rate <= 1.0
+    else:
+        assert 0.0 <= result.details["accuracy"] <= 1.0
+    after = lm.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), f"{name} changed the attacked model"
+
+
+def test_time_budget_stops_the_optimising_attacks(task, lm):
+    ctx = _ctx(task, replace(BUDGET, steps=50, seconds=0.0))
+    gcg = AdversarialSuffix().run(lm, ctx)
+    assert gcg.details["steps"] == 0
+    relearn = Relearning().run(lm, ctx)
+    assert "1 steps (time budget)" in relearn.notes
+
+
+def test_judge_groups_any_probe_counts_and_empty_group_is_not_recovered(task, lm):
+    fact = task.forget[0]
+    right = replace(probes(fact, "qa")[0], prompt="Question: Where?\nAnswer:")
+    outcomes = judge_groups(lm, [fact, task.forget[1]], [[right], []])
+    assert outcomes[1].recovered is False and outcomes[1].prompt == ""
+    assert outcomes[0].prompt == right.prompt
+
+
+def test_in_context_hints_never_contain_the_answer():
+    task = people_task("small")
+    rng = random.Random(0)
+    for fact in task.forget:
+        for hint in hints(fact, task, rng, k=50):
+            assert not judge(hint, fact.answer), (fact.id, hint)
+
+
+def test_in_context_drops_a_neighbour_that_shares_the_answer(task):
+    fact = task.forget[0]
+    twin = replace(task.retain[0], id="twin", subject=fact.subject, answer=fact.answer, question="Twin question?")
+    leaky = replace(task, retain=[twin, *task.retain])
+    assert twin in candidate_hints(fact, leaky)
+    assert not any(judge(h, fact.answer) for h in hints(fact, leaky, random.Random(0), k=50))
+
+
+def test_step_by_step_prompts_never_contain_the_answer(task):
+    for fact in task.forget:
+        prompts = builtin_prompts(fact)
+        assert {c for c, _ in prompts} == {"direct", "indirect", "implied"}
+        assert all(p.rstrip().endswith("Answer:") and not judge(p, fact.answer) for _, p in prompts)
+
+
+def test_step_by_step_prompt_file(task, lm, tmp_path):
+    fact = task.forget[0]
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"category": "implied", "template": "About {subject}: {question}\nAnswer:"},
+            {"category": "direct", "fact_id": fact.id, "prompt": f"It is {fact.answer}, right?\nAnswer:"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    result = StepByStep(prompts=path).run(lm, _ctx(task))
+    assert result.details["source"] == "file" and "dropped 1 prompt" in result.notes  # the leaky one
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"category": "direct", "template": "{question} {answer}"}))
+    with pytest.raises(ConfigError, match="answer"):
+        load_prompt_file(bad)
+    bad.write_text(json.dumps({"category": "sideways", "template": "{question}"}))
+    with pytest.raises(ConfigError, match="category"):
+        load_prompt_file(bad)
+
+
+def test_relearning_never_trains_on_a_held_out_answer(task):
+    ctx = _ctx(task, replace(BUDGET, max_facts=6))
+    ctx.targets = list(task.forget)
+    train, held = training_facts(ctx, "half")
+    assert train and held and not {f.id for f in train} & {f.id for f in held}
+    assert not {f.answer for f in train} & {f.answer for f in held}
+    twin = replace(held[0], id="twin")  # same answer as a held-out fact: must be left out
+    ctx.targets = [*ctx.targets, twin]
+    train, held = training_facts(ctx, "half")
+    assert not {f.answer for f in train} & {f.answer for f in held}
+    with pytest.raises(ConfigError):
+        Relearning(source="everything")
+
+
+def test_halves_are_disjoint_and_deterministic(task):
+    a, b = halves(task.forget, 3)
+    assert (a, b) == halves(task.forget, 3) and len(a) + len(b) == len(task.forget)
+
+
+def test_gcg_bans_every_answer_token(task, lm):
+    banned = banned_tokens(lm.tokenizer, task.forget)
+    for fact in task.forget:
+        ids = lm.tokenizer(" " + fact.answer, add_special_tokens=False)["input_ids"]
+        assert banned[ids].all()
+    assert not banned.all()
+
+
+def test_requantization_variants(lm):
+    q = int8_dynamic(lm)
+    assert any("quantized" in type(m).__module__ for m in q.model.modules())
+    f = fake_quantize(lm, 4)
+    w = f.model.model.layers[0].mlp.down_proj.weight[0]
+    assert len(torch.unique(w)) <= 15
+    assert not torch.equal(w, lm.model.model.layers[0].mlp.down_proj.weight[0])
+
+
+def test_redteam_report_save_and_print(task, lm, tmp_path, capsys):
+    report = attack(lm, task, None, "form_change,in_context", BUDGET, progress=False)
+    assert list(report.results) == ["form_change", "in_context"]
+    assert report.targets == [f.id for f in task.forget[:3]]
+    name, rate = report.worst_case
+    assert name in report.results and rate == max(r.recovery_rate for r in report.results.values())
+    path = report.save(tmp_path)
+    data = json.loads(path.read_text())
+    assert path.name == "attacks.json" and data["budget"] == asdict(BUDGET)
+    assert set(data["results"]) == {"form_change", "in_context"} and "baseline" in data
+    print_report(report)
+    assert "worst case" in capsys.readouterr().out
+
+
+def test_redteam_skips_attacks_needing_the_original_and_records_errors(task, lm, monkeypatch):
+    def boom(self, lm, ctx):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(ATTACKS.get("form_change"), "run", boom)
+    report = attack(lm, task, None, ["trace_detection", "form_change"], BUDGET, progress=False)
+    assert "needs the original" in report.results["trace_detection"].notes
+    assert "kaput" in report.results["form_change"].notes and report.worst_case == (None, 0.0)
+
+
+def test_run_attack_command_writes_attacks_json(tmp_path):
+    report = run_attack_command("tiny", None, "tests/fixtures/task", "form_change", tmp_path,
+                                budget=Budget(max_facts=2))
+    assert (tmp_path / "attacks.json").exists() and len(report.targets) == 2
