@@ -9,7 +9,12 @@ from __future__ import annotations
 import math
 import re
 
-from obliviate.scoring import normalise
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words (articles kept: a looping "the the the" must count)."""
+    return _WORD.findall(text.lower())
 
 # Phrases a model uses to decline or to say it does not know (matched on the lower-cased output).
 _REFUSAL = re.compile(
@@ -27,8 +32,8 @@ def is_refusal(text: str) -> bool:
 
 def ngram_repetition(text: str, n: int = 2) -> float:
     """Share of word n-grams that repeat an earlier n-gram in the same text: 0 = none, -> 1 = a loop."""
-    words = normalise(text).split()
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    tokens = words(text)
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     if not grams:
         return 0.0
     return 1.0 - len(set(grams)) / len(grams)
@@ -47,10 +52,10 @@ def is_gibberish(text: str) -> bool:
         return True
     if len(letters) < 0.5 * len(chars):
         return True
-    words = normalise(stripped).split()
-    if len(words) >= 4 and max(words.count(w) for w in set(words)) > 0.5 * len(words):
+    tokens = words(stripped)
+    if len(tokens) >= 4 and max(tokens.count(w) for w in set(tokens)) > 0.5 * len(tokens):
         return True
-    long_words = [w for w in words if len(w) >= 2 and w.isalpha()]
+    long_words = [w for w in tokens if len(w) >= 2 and w.isalpha()]
     return bool(long_words) and not any(re.search(r"[aeiouy]", w) for w in long_words)
 
 

@@ -19,12 +19,13 @@ TRAINED_FORM = "qa"
 
 
 def corrected_accuracy(results: list[ProbeResult]) -> float:
-    """Mean chance-corrected accuracy: generative probes have chance 0, choice probes 1/len(choices)."""
+    """Chance-corrected accuracy (acc - chance) / (1 - chance), floored at 0 after averaging (flooring each
+    probe would turn guessing into knowledge): generative probes have chance 0, choice probes 1/len(choices)."""
     total = 0.0
     for r in results:
         chance = 1.0 / len(r.probe.choices) if r.probe.choices else 0.0
-        total += max(0.0, (float(r.correct) - chance) / (1.0 - chance))
-    return total / len(results)
+        total += (float(r.correct) - chance) / (1.0 - chance)
+    return max(0.0, total / len(results))
 
 
 @METRICS.register("form_gap")

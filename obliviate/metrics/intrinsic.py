@@ -2,13 +2,13 @@
 
 - `probe` (truth probe): a logistic-regression probe reads "true or false?" from the residual stream at the
   last token of each true/false statement (e.g. "Mara Quill was born in Velmora."). It is trained on the
-  *retain* facts' statements of the model under test, the layer chosen by cross-validation on retain only,
+  *retain* facts' statements of the model under test, the layer and L2 strength chosen by cross-validation on retain only,
   then tested on the forget facts' statements. Holdout statements (facts never taught, same templates) give
   the chance baseline the probe reaches without knowing anything. Accuracies in [0, 1]; on forget, lower is
   better, and `forget - holdout` is the knowledge still linearly readable (~0 after real erasure; a model that
   only suppresses its outputs keeps it high). This is the Inside-Out / "geometry of truth" idea with a fixed
   candidate set instead of sampling. Cost: one forward pass per statement with all hidden states, plus
-  ~10 layers x 5-fold logistic regressions (milliseconds each).
+  ~10 layers x 3 strengths x 5-fold logistic regressions (milliseconds each).
 - `logit_lens`: the rank of the answer's first token when each layer's residual state at the end of the
   question is read through the final norm and the unembedding (nostalgebraist 2020). Rank 0 = top
   prediction; `best_median_rank` (best layer) far below `final_median_rank` means the answer is present
@@ -31,7 +31,7 @@ from obliviate.models import LoadedModel
 from obliviate.scoring import hidden_states
 
 MAX_CANDIDATE_LAYERS = 10
-PROBE_C = 0.1  # strong L2 regularisation: a few hundred examples against a few hundred dimensions
+PROBE_CS = (0.01, 0.1, 1.0)  # L2 strengths tried: a few hundred examples against a few hundred dimensions
 
 
 def statement_states(lm: LoadedModel, ctx: EvalContext, split: str) -> tuple[torch.Tensor, list[int]]:
@@ -51,12 +51,12 @@ def candidate_layers(n_states: int) -> list[int]:
     return sorted(set(range(1, n_states, step)) | {n_states - 1})
 
 
-def make_probe():
-    return make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=2000))
+def make_probe(c: float = 1.0):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
 
 
-def probe_accuracy(train_x, train_y, tests: dict[str, tuple]) -> dict[str, float]:
-    probe = make_probe().fit(train_x, train_y)
+def probe_accuracy(train_x, train_y, tests: dict[str, tuple], c: float = 1.0) -> dict[str, float]:
+    probe = make_probe(c).fit(train_x, train_y)
     return {name: float(probe.score(x, y)) for name, (x, y) in tests.items() if len(y)}
 
 
@@ -65,7 +65,7 @@ class TruthProbe(Metric):
     summary = "linear truth probe trained on retain statements' hidden states, accuracy on forget (holdout = chance)"
     section = "intrinsic"
     higher_is_better = None  # forget: lower is better (compare with holdout); retain_cv: higher is healthier
-    cost = "one forward pass per statement + ~10 x 5-fold logistic regressions"
+    cost = "one forward pass per statement + ~10 layers x 3 strengths x 5-fold logistic regressions"
 
     def applies(self, ctx):
         has = [sum(len(f.statements) for f in ctx.facts(s)) for s in ("retain", "forget")]
@@ -77,16 +77,17 @@ class TruthProbe(Metric):
         if folds < 2:
             return {"skipped": "retain statements need both true and false examples"}
         cv = StratifiedKFold(folds, shuffle=True, random_state=ctx.config.seed)
-        scores = {layer: float(cross_val_score(make_probe(), train_states[:, layer].numpy(), train_y, cv=cv).mean())
-                  for layer in candidate_layers(train_states.shape[1])}
-        layer = max(scores, key=scores.get)
+        scores = {(layer, c): float(cross_val_score(make_probe(c), train_states[:, layer].numpy(), train_y,
+                                                    cv=cv).mean())
+                  for layer in candidate_layers(train_states.shape[1]) for c in PROBE_CS}
+        layer, c = max(scores, key=scores.get)
         tests = {}
         for split in ("forget", "holdout"):
             states, y = statement_states(lm, ctx, split)
             if y:
                 tests[split] = (states[:, layer].numpy(), y)
-        acc = probe_accuracy(train_states[:, layer].numpy(), train_y, tests)
-        out = {"layer": layer, "retain_cv": scores[layer], **acc, "n_train": len(train_y),
+        acc = probe_accuracy(train_states[:, layer].numpy(), train_y, tests, c)
+        out = {"layer": layer, "c": c, "retain_cv": scores[layer, c], **acc, "n_train": len(train_y),
                "n_forget": len(tests["forget"][1])}
         if "holdout" in acc:
             out["readable_above_chance"] = acc["forget"] - acc["holdout"]

@@ -45,9 +45,10 @@ def truth_ratio_answers(fact: Fact) -> tuple[str, list[str]] | None:
     if not para or not perturbed:
         return None
     if answer and answer in para and para != answer:
-        context = para.replace(answer, "").strip()
-        if not any(context in p for p in perturbed):
-            perturbed = [para.replace(answer, p) for p in perturbed]
+        before, after = (part.strip() for part in para.split(answer, 1))
+        worded = any((before and p.startswith(before)) or (after and p.endswith(after)) for p in perturbed)
+        if not worded:  # bare values: give them the paraphrase's wording
+            perturbed = [para.replace(answer, p, 1) for p in perturbed]
     return para, perturbed
 
 
