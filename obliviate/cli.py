@@ -21,9 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
 app.add_typer(tasks_app, name="tasks")
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'default', a local model dir, a HF id, or taught:<task> / reference:<task>.")]
-TaskOpt = Annotated[str, typer.Option("--task", "-t", help="builtin:people[:config[:forget]], builtin:realfacts, a task YAML or a folder.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<command>-<time>).")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'default', a local model dir, a HF id, or taught:TASK / reference:TASK.")]
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="builtin:people:CONFIG:FORGET, builtin:realfacts, a task YAML or a folder.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/COMMAND-TIMESTAMP).")]
 
 
 def _examples(*lines: str) -> str:
@@ -98,6 +98,35 @@ def eval_(
     from obliviate.pipeline import run_eval
 
     run_eval(model, task, reference, original, metrics.split(",") if metrics else None, max_facts, seed, out)
+
+
+@app.command(help="Red-team a model: attacks that try to bring forgotten facts back; writes attacks.json."
+             + _examples("obliviate attack --model runs/x/model --original taught:builtin:people:small --task builtin:people:small",
+                         "obliviate attack -m runs/x/model --original ./orig -t task.yaml --attacks relearning,in_context --steps 10"))
+def attack(
+    model: ModelOpt,
+    task: TaskOpt,
+    original: Annotated[str | None, typer.Option(help="The model before unlearning (targets = facts it knew).")] = None,
+    attacks: Annotated[str | None, typer.Option(help="Comma-separated attack names (default: all).")] = None,
+    steps: Annotated[int, typer.Option(help="Budget: optimisation / fine-tuning steps per attack.")] = 20,
+    samples: Annotated[int, typer.Option(help="Budget: prompts or variants per fact.")] = 8,
+    seconds: Annotated[float, typer.Option(help="Budget: wall-clock seconds per attack.")] = 300.0,
+    max_facts: Annotated[int, typer.Option(help="Budget: target facts per attack.")] = 30,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.attacks import Budget
+    from obliviate.redteam import run_attack_command
+
+    budget = Budget(steps=steps, samples=samples, seconds=seconds, max_facts=max_facts)
+    run_attack_command(model, original, task, attacks, out, budget)
+
+
+@app.command(help="List the attacks.")
+def attacks() -> None:
+    from obliviate.attacks import ATTACKS
+    from obliviate.pipeline import print_registry
+
+    print_registry(ATTACKS, "attack")
 
 
 @app.command(help="List the unlearning methods.")
