@@ -1,0 +1,81 @@
+"""How long a full forget card takes: every metric on up to 200 facts per split x all forms, timed per family.
+
+    nice -n 5 python benchmarks/eval_speed.py                      # default model, people:benchmark, 200 facts
+    python benchmarks/eval_speed.py --max-facts 20 --model tiny    # seconds, for a smoke test
+    python benchmarks/eval_speed.py --json out.json
+
+The model under test and a second copy as the reference/original are both loaded, so the reference-side
+passes (forget quality, PrivLeak, perplexity ratio) are included in the timing. The per-form metric runs
+first: its probes are cached and reused by form gap, abstention, over-refusal, model utility and MUSE, so its
+time is the shared base cost and theirs is what they add. Prints one row per metric and per family (file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from obliviate.card import evaluate
+from obliviate.data.tasks import load
+from obliviate.metrics import METRICS, EvalConfig
+from obliviate.models import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="model spec (default, tiny, a directory, a hub id)")
+    parser.add_argument("--task", default="builtin:people:benchmark:forget10")
+    parser.add_argument("--max-facts", type=int, default=200, help="facts per split")
+    parser.add_argument("--metrics", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", type=Path, default=None, help="write the timings here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    started = time.perf_counter()
+    lm, other = load_model(args.model), load_model(args.model)
+    task = load(args.task)
+    load_s = time.perf_counter() - started
+    names = args.metrics.split(",") if args.metrics else METRICS.names()
+    names = sorted(names, key=lambda n: n != "forms")  # the shared probe cache is filled first
+    started = time.perf_counter()
+    card = evaluate(lm, task, names, reference=other, original=other, config=EvalConfig(max_facts=args.max_facts))
+    total = time.perf_counter() - started
+
+    rows, families = [], {}
+    for name in names:
+        entry = card.metrics[name]
+        family = METRICS.get(name).__module__.rsplit(".", 1)[-1]
+        seconds = entry.get("seconds", 0.0)
+        rows.append({"metric": name, "family": family, "seconds": seconds, "skipped": "skipped" in entry})
+        families[family] = families.get(family, 0.0) + seconds
+    sizes = {s: min(len(task.split(s)), args.max_facts) for s in ("forget", "retain", "neighbours", "general", "holdout")}
+    print(f"task {task.name}: facts per split {sizes}; model {args.model}; torch threads {torch.get_num_threads()}")
+    print(f"{'metric':<16}{'family':<12}{'seconds':>9}{'share':>8}")
+    for r in rows:
+        note = "  (skipped: does not apply)" if r["skipped"] else ""
+        print(f"{r['metric']:<16}{r['family']:<12}{r['seconds']:>9.1f}{r['seconds'] / total:>8.0%}{note}")
+    print(f"{'family totals':<28}")
+    for family, seconds in sorted(families.items(), key=lambda kv: -kv[1]):
+        print(f"{'':<16}{family:<12}{seconds:>9.1f}{seconds / total:>8.0%}")
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"total card {total:.1f} s (+ {load_s:.1f} s loading two models); peak RSS {peak_gib:.2f} GiB")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "task": task.name, "model": args.model, "max_facts": args.max_facts, "facts": sizes,
+            "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+            "total_seconds": round(total, 2), "load_seconds": round(load_s, 2), "peak_rss_gib": round(peak_gib, 2),
+            "metrics": rows, "families": {k: round(v, 2) for k, v in families.items()},
+        }, indent=2))
+        print(f"timings -> {args.json}")
+
+
+if __name__ == "__main__":
+    main()
