@@ -1,0 +1,356 @@
+"""The self-contained HTML report of a run folder (plus report.md beside it): one file, images inline, no network.
+
+>>> from obliviate.report.html import render_report
+>>> render_report("runs/demo-20260101-120000")          # doctest: +SKIP
+PosixPath('runs/demo-20260101-120000/report.html')
+
+Sections: the verdict, the methods table (bench), the forget card per form, forgetting vs utility, recovery
+per attack, the abstention distribution, example generations, every other metric by card section, training
+loss, and the run's config and cost. A section whose files are missing is left out, never faked.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from obliviate.report import plots
+from obliviate.report.markdown import (
+    RunFiles,
+    Verdict,
+    abstention_rows,
+    card_splits,
+    config_summary,
+    fmt,
+    forms_rows,
+    keep_split,
+    metric_rows,
+    pct,
+    qa_accuracy,
+    read_run,
+    to_markdown,
+    verdict,
+)
+
+CSS = """
+:root { --good:#2f9e62; --bad:#d1495b; --mixed:#d68a1a; --ink:#1f2328; --muted:#6a717c; --line:#e3e6ea; }
+* { box-sizing: border-box; }
+body { margin:0; background:#f5f6f8; color:var(--ink); font:15px/1.5 -apple-system, "Segoe UI", Roboto,
+       "Helvetica Neue", Arial, sans-serif; }
+main { max-width:1120px; margin:0 auto; padding:28px 28px 60px; }
+h1 { font-size:26px; margin:0 0 4px; } h2 { font-size:19px; margin:0 0 12px; }
+.sub { color:var(--muted); margin-bottom:18px; }
+nav { display:flex; flex-wrap:wrap; gap:6px; margin-bottom:22px; }
+nav a { font-size:13px; color:#3b6fd8; text-decoration:none; background:white; border:1px solid var(--line);
+        border-radius:14px; padding:2px 10px; }
+section { background:white; border:1px solid var(--line); border-radius:10px; padding:20px 22px; margin:0 0 18px; }
+.verdict { border-left:6px solid var(--mixed); }
+.verdict.good { border-left-color:var(--good); } .verdict.bad { border-left-color:var(--bad); }
+.verdict .head { font-size:21px; font-weight:600; }
+.verdict .why { margin-top:6px; font-size:16px; }
+.verdict .who { display:inline-block; font-size:12px; font-weight:600; text-transform:uppercase; letter-spacing:.04em;
+                color:var(--muted); margin-bottom:2px; }
+.verdict + .verdict { margin-top:-8px; }
+.pill { display:inline-block; padding:1px 9px; border-radius:10px; font-size:12px; font-weight:600; color:white;
+        vertical-align:middle; margin-left:6px; }
+.pill.good { background:var(--good); } .pill.bad { background:var(--bad); } .pill.mixed { background:var(--mixed); }
+table { border-collapse:collapse; width:100%; font-size:14px; margin:6px 0 14px; }
+th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; vertical-align:top; }
+th { font-weight:600; background:#fafbfc; } th.l, td.l { text-align:left; }
+th small, td small { display:block; color:var(--muted); font-weight:400; font-size:11px; }
+td.better { background:#e3f4ea; } td.worse { background:#fbe5e7; }
+tr.group td { background:#f3f4f6; font-weight:600; text-align:left; text-transform:capitalize; }
+caption { caption-side:top; text-align:left; font-weight:600; padding:4px 0; }
+.note { color:var(--muted); font-size:13px; }
+img { max-width:100%; height:auto; display:block; margin:4px auto 8px; }
+.fig2 { display:grid; grid-template-columns:1fr 1fr; gap:14px; align-items:start; }
+.ok { color:var(--good); font-weight:600; } .no { color:var(--bad); font-weight:600; }
+pre { background:#f6f8fa; border-radius:6px; padding:12px; overflow:auto; font-size:12px; }
+details summary { cursor:pointer; color:#3b6fd8; }
+.kv td { text-align:left; } .kv td:first-child { color:var(--muted); width:30%; }
+"""
+
+
+def _heat(goodness: float) -> str:
+    """Background from red (0) through pale yellow to green (1)."""
+    g = max(0.0, min(1.0, goodness))
+    return f"background:hsl({int(g * 130)},62%,{90 - 4 * abs(g - 0.5):.0f}%)"
+
+
+def _head_cells(files: RunFiles) -> str:
+    return "".join(f"<th>{escape(label)}<small>{files.role(label)}</small></th>" for label in files.cards)
+
+
+def forms_html(files: RunFiles) -> str:
+    """One table per split: forms down, models across; accuracy coloured by what is good on that split."""
+    out = []
+    for split in card_splits(files):
+        forget = split == "forget"
+        probs = dict(forms_rows(files, split, "probability"))
+        rows = []
+        for form, values in forms_rows(files, split):
+            cells = []
+            for v, p in zip(values, probs.get(form, [])):
+                if v is None:
+                    cells.append("<td>–</td>")
+                    continue
+                style = _heat(1 - v if forget else v)
+                cells.append(f'<td style="{style}">{v:.0%}<small>p {fmt(p)}</small></td>')
+            rows.append(f'<tr><td class="l">{escape(form)}</td>{"".join(cells)}</tr>')
+        direction = "lower is better: green means the model no longer knows" if forget else "higher is better"
+        out.append(f'<table><caption>{escape(split)} <span class="note">— accuracy ({direction}); '
+                   f'p = answer probability</span></caption><tr><th class="l">form</th>{_head_cells(files)}</tr>'
+                   + "".join(rows) + "</table>")
+    return "".join(out)
+
+
+def _delta_class(value: Any, base: Any, higher_is_better: bool | None) -> str:
+    """"better" / "worse" than the original model when the metric has a direction and the change is visible."""
+    if higher_is_better is None or not isinstance(value, (int, float)) or not isinstance(base, (int, float)):
+        return ""
+    delta = value - base
+    if abs(delta) <= max(0.01, 0.02 * abs(base)):
+        return ""
+    return "better" if (delta > 0) == higher_is_better else "worse"
+
+
+def metrics_html(files: RunFiles) -> str:
+    labels = list(files.cards)
+    base_i = labels.index(files.original) if files.original in labels else None
+    rows = []
+    for section, entries in metric_rows(files).items():
+        rows.append(f'<tr class="group"><td colspan="{len(labels) + 1}">{escape(section)}</td></tr>')
+        for name, path, hib, values in entries:
+            arrow = " ↑" if hib else " ↓" if hib is False else ""
+            cells = []
+            for i, v in enumerate(values):
+                cls = "" if base_i is None or i == base_i else _delta_class(v, values[base_i], hib)
+                text = escape(fmt(v))
+                cells.append(f'<td class="{cls}{" l" if isinstance(v, str) else ""}">{text}</td>')
+            rows.append(f'<tr><td class="l">{escape(name)} <span class="note">{escape(path)}{arrow}</span></td>'
+                        + "".join(cells) + "</tr>")
+    if not rows:
+        return ""
+    legend = ("colour: better / worse than the original model, following each metric's direction (↑ higher is "
+              "better, ↓ lower is better, no arrow: descriptive)") if base_i is not None else \
+        "↑ higher is better, ↓ lower is better, no arrow: descriptive"
+    return (f'<p class="note">{legend}</p><table><tr><th class="l">metric</th>{_head_cells(files)}</tr>'
+            + "".join(rows) + "</table>")
+
+
+def attacks_html(label: str, attacks: dict[str, Any]) -> str:
+    rows = [f'<tr><td class="l">no attack <span class="note">(plain QA)</span></td>'
+            f'<td>{pct(attacks.get("baseline"))}</td><td></td><td class="l"></td></tr>']
+    base = attacks.get("baseline") or 0.0
+    for name, r in attacks.get("results", {}).items():
+        outcomes = r.get("outcomes", [])
+        got = sum(o["recovered"] for o in outcomes)
+        if "error" in r.get("details", {}):
+            rate = '<span class="no">error</span>'
+        elif not outcomes and r.get("details"):
+            acc = r["details"].get("accuracy")
+            rate = f"acc {pct(acc)}" if isinstance(acc, (int, float)) else "–"
+        else:
+            cls = "no" if r["recovery_rate"] > base else "ok"
+            rate = f'<span class="{cls}">{pct(r["recovery_rate"])}</span><small>{got}/{len(outcomes)} facts</small>'
+        rows.append(f'<tr><td class="l">{escape(name)}</td><td>{rate}</td><td>{r.get("seconds", 0):.0f}</td>'
+                    f'<td class="l note">{escape(r.get("notes", ""))}</td></tr>')
+    budget = ", ".join(f"{k} {v}" for k, v in attacks.get("budget", {}).items())
+    return (f'<p class="note">{len(attacks.get("targets", []))} target facts (forget facts the original answered); '
+            f'budget per attack: {escape(budget)}</p><table><tr><th class="l">attack on {escape(label)}</th>'
+            f'<th>recovered</th><th>seconds</th><th class="l">notes</th></tr>{"".join(rows)}</table>')
+
+
+def generations_html(gen: dict[str, Any]) -> str:
+    labels = list(gen["outputs"])
+    head = "".join(f"<th class='l'>{escape(label)}</th>" for label in labels)
+    rows = []
+    for i, fact in enumerate(gen["facts"]):
+        cells = []
+        for label in labels:
+            o = gen["outputs"][label][i]
+            mark = '<span class="no">✓ knows</span>' if o["correct"] else '<span class="ok">✗ no</span>'
+            if fact["split"] != "forget":
+                mark = '<span class="ok">✓ knows</span>' if o["correct"] else '<span class="no">✗ lost</span>'
+            cells.append(f'<td class="l">{escape(o["output"]) or "<i>(empty)</i>"}<small>{mark} · '
+                         f'p {fmt(o["probability"])}</small></td>')
+        rows.append(f'<tr><td class="l">{escape(fact["question"])}<small>{escape(fact["split"])} · answer: '
+                    f'{escape(fact["answer"])}</small></td>{"".join(cells)}</tr>')
+    return (f'<p class="note">Greedy answers (form {escape(gen.get("form", "qa"))}); on forget facts a ✓ means the '
+            f'fact is still there.</p><table><tr><th class="l">question</th>{head}</tr>{"".join(rows)}</table>')
+
+
+def bench_html(bench: dict[str, Any], verdicts: dict[str, Verdict]) -> str:
+    cols = bench["columns"]
+    head = "".join(f'<th class="{"l" if c.get("text") else ""}">{escape(c["title"])}'
+                   f'{"<small>" + ("higher is better" if c.get("higher_is_better") else "lower is better") + "</small>" if c.get("higher_is_better") is not None else ""}</th>'
+                   for c in cols)
+    rows = []
+    for row in bench["rows"]:
+        cells = []
+        for c in cols:
+            v = row.get(c["key"])
+            if c.get("text"):
+                cells.append(f'<td class="l">{escape(str(v if v is not None else ""))}</td>')
+            elif c.get("share") and isinstance(v, (int, float)):
+                hib = c.get("higher_is_better")
+                style = _heat(v if hib else 1 - v) if hib is not None else ""
+                cells.append(f'<td style="{style}">{pct(v)}</td>')
+            else:
+                cells.append(f"<td>{escape(fmt(v))}</td>")
+        v = verdicts.get(row["label"])
+        pill = f'<span class="pill {v.level}">{v.level}</span>' if v else ""
+        rows.append(f"<tr>{''.join(cells)}<td>{pill}</td></tr>")
+    return f'<table><tr>{head}<th>verdict</th></tr>{"".join(rows)}</table>'
+
+
+def kv_html(data: dict[str, Any]) -> str:
+    rows = []
+    for k, v in data.items():
+        text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
+        rows.append(f'<tr><td>{escape(str(k))}</td><td>{escape(text)}</td></tr>')
+    return f'<table class="kv">{"".join(rows)}</table>'
+
+
+def cost_rows(files: RunFiles) -> dict[str, Any]:
+    """The headline costs: unlearning time and steps, evaluation and attack seconds, stage timings."""
+    out: dict[str, Any] = {}
+    for key in ("seconds", "stages", "method", "steps", "task", "model", "original", "reference"):
+        if key in files.manifest:
+            out[key] = files.manifest[key]
+    if files.config:
+        train = files.config.get("train") or {}
+        out["unlearning method"] = files.config.get("method")
+        out["unlearning steps / lr"] = f"{train.get('steps', '–')} / {train.get('lr', '–')}" if train else "training-free"
+    for label, attacks in files.attacks.items():
+        out[f"attack seconds ({label})"] = round(attacks.get("seconds", 0.0), 1)
+    for label, card in files.cards.items():
+        out[f"evaluation seconds ({label})"] = round(sum(m.get("seconds", 0) for m in card.metrics.values()), 1)
+    env = next((c.config.get("environment") for c in files.cards.values() if c.config.get("environment")), None)
+    if env:
+        out["environment"] = ", ".join(f"{k} {v}" for k, v in env.items())
+    return out
+
+
+def figures(files: RunFiles) -> dict[str, bytes]:
+    """PNG bytes of every figure the run's files allow."""
+    out: dict[str, bytes] = {}
+    points = []
+    for label, card in files.cards.items():
+        split = keep_split(card)
+        forget = qa_accuracy(card, "forget")
+        if forget is not None and split:
+            points.append(plots.Point(label, forget, qa_accuracy(card, split), files.role(label)))
+    if files.bench and any(r.get("sweep_value") is not None for r in files.bench["rows"]):
+        points = [p for p in points if p.role != "unlearned"]
+        points += [plots.Point(r["label"], r["forget_qa"], r["keep_qa"], "unlearned", r["method"])
+                   for r in files.bench["rows"] if r.get("forget_qa") is not None and r.get("keep_qa") is not None]
+    if points:
+        keep = next((keep_split(c) for c in files.cards.values() if keep_split(c)), "retain")
+        out["pareto"] = plots.pareto(points, y_label=f"{keep} QA accuracy")
+    if len(files.attacks) == 1:
+        attacks = next(iter(files.attacks.values()))
+        results = {n: r for n, r in attacks.get("results", {}).items() if r.get("outcomes") or "error" in r.get("details", {})}
+        if results:
+            out["attacks"] = plots.recovery_bars({n: r["recovery_rate"] for n, r in results.items()},
+                                                 attacks.get("baseline"),
+                                                 [n for n, r in results.items() if "error" in r.get("details", {})])
+    elif files.attacks:
+        out["attacks"] = plots.recovery_heatmap({
+            label: {n: (r["recovery_rate"] if r.get("outcomes") else None) for n, r in a.get("results", {}).items()}
+            for label, a in files.attacks.items()})
+    shares = abstention_rows(files)
+    if shares:
+        out["abstention"] = plots.stacked_shares(shares)
+    if files.history:
+        out["loss"] = plots.loss_curves(files.history)
+    return out
+
+
+def _section(anchor: str, title: str, body: str, note: str = "") -> str:
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{note_html}{body}</section>'
+
+
+def _img(figs: dict[str, bytes], name: str, alt: str) -> str:
+    return f'<img alt="{escape(alt)}" src="{plots.data_uri(figs[name])}">' if name in figs else ""
+
+
+def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) -> str:
+    sections = []
+    for v in verdicts:
+        who = f'<div class="who">{escape(v.label)}</div>' if len(verdicts) > 1 else ""
+        sections.append(f'<section class="verdict {v.level}">{who}<div class="head">{escape(v.headline)}'
+                        f'<span class="pill {v.level}">{v.level}</span></div><div class="why">'
+                        f'{escape(v.judgement)}</div></section>')
+    if files.bench:
+        sections.append(_section("methods", "Methods compared", bench_html(files.bench, {v.label: v for v in verdicts}),
+                                 "Every method unlearned a fresh copy of the same model under the same budget."))
+    sections.append(_section("card", "Forget card", forms_html(files),
+                             "The same facts asked in every form. Forgetting that only holds for the trained "
+                             "wording (QA) shows up as green QA and red elsewhere."))
+    if "pareto" in figs:
+        sections.append(_section("pareto", "Forgetting vs utility", _img(figs, "pareto", "forgetting vs utility"),
+                                 "Each point is one model. Top right is ideal: nothing of the forget set, "
+                                 "everything else kept. The reference (★) never saw the forget set."))
+    if files.attacks:
+        body = _img(figs, "attacks", "recovery per attack")
+        body += "".join(attacks_html(label, a) for label, a in files.attacks.items()) if len(files.attacks) == 1 else ""
+        sections.append(_section("attacks", "Attacks: does it come back?", body,
+                                 "Share of target facts each attack brought back under the same budget; the dashed "
+                                 "line is what plain questions already get. Red bars beat it."))
+    if "abstention" in figs:
+        sections.append(_section("abstention", "What the model says instead", _img(figs, "abstention", "abstention"),
+                                 "Greedy answers to forget questions, sorted into buckets. Refusals are the safe "
+                                 "failure; fluent wrong answers are hallucinations."))
+    if files.generations:
+        sections.append(_section("examples", "Example generations", generations_html(files.generations)))
+    metrics = metrics_html(files)
+    if metrics:
+        sections.append(_section("metrics", "Every metric", metrics))
+    if "loss" in figs:
+        sections.append(_section("training", "Training", _img(figs, "loss", "training loss")))
+    config = json.dumps(config_summary(files), indent=2, default=str)
+    sections.append(_section("config", "Config and cost", kv_html(cost_rows(files))
+                             + f"<details><summary>full config</summary><pre>{escape(config)}</pre></details>"))
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
+        ("methods", "methods"), ("card", "forget card"), ("pareto", "trade-off"), ("attacks", "attacks"),
+        ("abstention", "abstention"), ("examples", "examples"), ("metrics", "metrics"), ("training", "training"),
+        ("config", "config")) if f'id="{a}"' in "".join(sections))
+    card = next(iter(files.cards.values()))
+    models = " · ".join(f"{escape(label)}: {escape(c.model)}" for label, c in files.cards.items())
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>{escape(files.title)}</title><style>{CSS}</style>'
+            f'</head><body><main><h1>{escape(files.title)}</h1><div class="sub">task {escape(card.task)} · {models}'
+            f'</div><nav>{nav}</nav>{"".join(sections)}<p class="note">made by obliviate from {escape(str(files.run_dir))}'
+            f'</p></main></body></html>')
+
+
+def render_report(run_dir: str | Path) -> Path:
+    """Write report.html (self-contained) and report.md (+ plots/*.png) into `run_dir`; returns the HTML path.
+
+    Raises ConfigError when the folder holds no forget card.
+    """
+    files = read_run(run_dir)
+    labels = [r["label"] for r in files.bench["rows"] if r.get("final", True)] if files.bench else \
+        files.labels("unlearned")
+    verdicts = [verdict(files, label) for label in labels if label in files.cards]
+    figs = figures(files)
+    plot_dir = Path(run_dir) / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    images = {}
+    for name, data in figs.items():
+        (plot_dir / f"{name}.png").write_bytes(data)
+        images[name] = f"plots/{name}.png"
+    out = Path(run_dir) / "report.html"
+    _write(out, to_html(files, verdicts, figs))
+    _write(Path(run_dir) / "report.md", to_markdown(files, verdicts, images))
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,392 @@
+"""Read a run folder into one `RunFiles`, judge it (`verdict`), and write the Markdown report.
+
+The HTML report (html.py) is built from the same `RunFiles` and the same verdict, so the two never disagree.
+A run folder may hold, all optional except at least one card:
+
+    cards/<label>.json       forget cards (card.json alone is read as label "model")
+    attacks.json             obliviate.redteam output for the unlearned model
+    generations.json         example answers per model (obliviate.audit.record_examples)
+    config.json, history.json  how the unlearned model was made (UnlearnRun.save)
+    demo.json / audit.json   the run's own summary (task, seconds per stage, ...)
+    bench.json               a bench: one row per (method, sweep value), each with its own sub-folder
+
+A card's label gives its role: `base`, `original` (or `taught`: the model before unlearning), `reference`
+(the exact-unlearning reference); every other label is an unlearned model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obliviate.card import Card
+from obliviate.errors import ConfigError
+from obliviate.runs import read_json
+
+ROLES = {"base": "base", "original": "original", "taught": "original", "reference": "reference"}
+ROLE_ORDER = {"base": 0, "original": 1, "unlearned": 2, "reference": 3}
+KEEP_SPLITS = ("retain", "neighbours", "general")
+MANIFESTS = ("audit.json", "demo.json", "bench.json")
+
+
+@dataclass
+class RunFiles:
+    """Everything a report is built from; missing files leave their field empty."""
+
+    run_dir: Path
+    cards: dict[str, Card] = field(default_factory=dict)  # label -> card, in display order
+    attacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # unlearned label -> attacks.json content
+    generations: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # how the (single) unlearned model was made
+    history: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # label -> training history
+    manifest: dict[str, Any] = field(default_factory=dict)
+    bench: dict[str, Any] | None = None
+
+    def role(self, label: str) -> str:
+        return ROLES.get(label, "unlearned")
+
+    def labels(self, role: str) -> list[str]:
+        return [label for label in self.cards if self.role(label) == role]
+
+    @property
+    def original(self) -> str | None:
+        return next(iter(self.labels("original")), None)
+
+    @property
+    def reference(self) -> str | None:
+        return next(iter(self.labels("reference")), None)
+
+    @property
+    def title(self) -> str:
+        card = next(iter(self.cards.values()))
+        kind = "bench" if self.bench else "audit" if self.manifest.get("kind") == "audit" else "unlearning report"
+        return f"obliviate {kind} — {card.task}"
+
+
+def _load_card(path: Path) -> Card:
+    try:
+        return Card.load(path)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: not a forget card ({e}); it should be the JSON written by Card.save") from e
+
+
+def read_run(run_dir: str | Path) -> RunFiles:
+    """Collect the files of `run_dir` (see the module docstring for the layout)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder")
+    files = RunFiles(run_dir)
+    for name in MANIFESTS:
+        if (run_dir / name).is_file():
+            files.manifest = {**read_json(run_dir / name), "kind": name.removesuffix(".json")}
+            break
+    cards: dict[str, Card] = {}
+    for path in sorted((run_dir / "cards").glob("*.json")):
+        cards[path.stem] = _load_card(path)
+    if (run_dir / "card.json").is_file():
+        cards["model"] = _load_card(run_dir / "card.json")
+    if (run_dir / "bench.json").is_file():
+        files.bench = read_json(run_dir / "bench.json")
+        for row in files.bench.get("rows", []):
+            sub = run_dir / row["dir"]
+            if row.get("final", True) and (sub / "card.json").is_file():
+                cards[row["label"]] = _load_card(sub / "card.json")
+            if (sub / "attacks.json").is_file() and row.get("final", True):
+                files.attacks[row["label"]] = read_json(sub / "attacks.json")
+            if (sub / "history.json").is_file() and row.get("final", True):
+                files.history[row["label"]] = read_json(sub / "history.json")
+    if not cards:
+        raise ConfigError(f"{run_dir}: no forget card found (cards/*.json, card.json or bench.json); "
+                          "run `obliviate eval`, `audit` or `bench` into this folder first")
+    files.cards = dict(sorted(cards.items(), key=lambda kv: ROLE_ORDER[files.role(kv[0])]))
+    unlearned = files.labels("unlearned")
+    if (run_dir / "attacks.json").is_file() and unlearned:
+        files.attacks.setdefault(unlearned[0], read_json(run_dir / "attacks.json"))
+    if (run_dir / "generations.json").is_file():
+        files.generations = read_json(run_dir / "generations.json")
+    if (run_dir / "config.json").is_file():
+        files.config = read_json(run_dir / "config.json")
+    if (run_dir / "history.json").is_file() and unlearned:
+        history = read_json(run_dir / "history.json")
+        if history:
+            files.history.setdefault(unlearned[0], history)
+    return files
+
+
+# ----------------------------------------------------------------------------------------------------- verdict
+
+def qa_accuracy(card: Card, split: str, form: str = "qa") -> float | None:
+    return card.value("forms", split, form, "accuracy")
+
+
+def keep_split(card: Card) -> str | None:
+    """The split that stands for 'what must be kept': retain, else neighbours, else general."""
+    return next((s for s in KEEP_SPLITS if qa_accuracy(card, s) is not None), None)
+
+
+@dataclass
+class Verdict:
+    """The one-line answer: did it forget, what did it cost, does it come back?"""
+
+    label: str
+    forgot: float | None = None  # share of the original's forget-QA accuracy that is gone
+    kept: float | None = None  # unlearned / original accuracy on the keep split (capped at 1)
+    keep_split: str | None = None
+    worst: tuple[str | None, float] | None = None  # (attack, recovery rate) from attacks.json
+    baseline: float | None = None
+    leak: tuple[str, float, float] | None = None  # (form, accuracy, reference accuracy) of the leakiest form
+    level: str = "mixed"  # good / mixed / bad
+    headline: str = ""
+    judgement: str = ""
+
+
+def _ratio(new: float | None, old: float | None) -> float | None:
+    if new is None:
+        return None
+    if not old:
+        return new
+    return min(1.0, new / old)
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:.0f} %"
+
+
+def verdict(files: RunFiles, label: str) -> Verdict:
+    """Judge the unlearned model `label` against the original, the reference and its attacks."""
+    card = files.cards[label]
+    orig = files.cards.get(files.original) if files.original else None
+    ref = files.cards.get(files.reference) if files.reference else None
+    v = Verdict(label)
+    now = qa_accuracy(card, "forget")
+    before = qa_accuracy(orig, "forget") if orig else None
+    # Shares are relative to what the original knew; when it knew nothing there is nothing to measure.
+    if now is not None and not (orig and not before):
+        v.forgot = max(0.0, 1 - now / before if before else 1 - now)
+    v.keep_split = keep_split(card)
+    kept_before = qa_accuracy(orig, v.keep_split) if orig and v.keep_split else None
+    if v.keep_split and not (orig and not kept_before):
+        v.kept = _ratio(qa_accuracy(card, v.keep_split), kept_before)
+    attacks = files.attacks.get(label)
+    if attacks:
+        worst = attacks.get("worst_case", {})
+        v.worst = (worst.get("attack"), float(worst.get("recovery_rate", 0.0)))
+        v.baseline = attacks.get("baseline")
+    if ref:  # a form that answers well above the never-trained reference still holds the knowledge
+        gaps = []
+        for form, stats in (card.value("forms", "forget") or {}).items():
+            r = ref.value("forms", "forget", form, "accuracy")
+            if r is not None:
+                gaps.append((stats["accuracy"] - r, form, stats["accuracy"], r))
+        if gaps and max(gaps)[0] >= 0.2:
+            _, form, acc, r = max(gaps)
+            v.leak = (form, acc, r)
+    parts = [f"forgot {pct(v.forgot)} of forget QA" if v.forgot is not None else f"forget QA accuracy {pct(now)}"]
+    if v.kept is not None:
+        parts.append(f"kept {pct(v.kept)} of {v.keep_split}")
+    elif v.keep_split:
+        parts.append(f"{v.keep_split} QA accuracy {pct(qa_accuracy(card, v.keep_split))}")
+    head = ", ".join(parts)
+    if v.worst:
+        head += f"; worst attack recovered {pct(v.worst[1])}" + (f" ({v.worst[0]})" if v.worst[0] else "")
+    v.headline = head
+    v.level, v.judgement = _judge(v)
+    return v
+
+
+def _judge(v: Verdict) -> tuple[str, str]:
+    """Plain-language reading of the numbers; the first failing check wins."""
+    if v.forgot is None:
+        return "mixed", ("Nothing to judge: the original model does not answer the forget questions, so there was "
+                         "nothing to forget (teach the facts first, or check the task).")
+    if v.forgot < 0.5:
+        return "bad", "Not forgotten: the model still answers most of the forget questions it used to know."
+    if v.kept is not None and v.kept < 0.8:
+        return "bad", (f"Forgotten, but at too high a cost: the model lost {pct(1 - v.kept)} of what it knew on "
+                       f"{v.keep_split}. Try fewer steps, a lower learning rate or a method with a retain term.")
+    above = v.worst[1] - (v.baseline or 0.0) if v.worst else 0.0
+    if v.worst and above >= 0.25:
+        return "bad", (f"Hidden, not removed: the {v.worst[0]} attack brings back {pct(v.worst[1])} of the facts "
+                       f"the original knew. The knowledge is still in the weights.")
+    if v.leak:
+        form, acc, ref = v.leak
+        return "mixed", (f"Forgotten in the trained wording only: the {form} form still answers {pct(acc)} "
+                         f"(the never-trained reference: {pct(ref)}).")
+    if v.worst and above >= 0.1:
+        return "mixed", (f"Mostly forgotten, but the {v.worst[0]} attack brings back {pct(v.worst[1])}; "
+                         "treat the forgetting as partial.")
+    if v.forgot < 0.85:
+        return "mixed", "Partly forgotten: the model still answers some of the forget questions."
+    tail = "" if v.worst is None else " and no attack brings much back"
+    return "good", f"Looks forgotten: the forget questions get no answer, the rest of the model is intact{tail}."
+
+
+# -------------------------------------------------------------------------------------------------- tables
+
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf numbers and strings of a nested metric dict as {"a.b": value}; sample counts ("n", "n_*") and lists
+    are left out (they describe the sample, not the model)."""
+    out: dict[str, Any] = {}
+    if isinstance(values, dict):
+        for key, val in values.items():
+            key = str(key)
+            if key == "n" or key.startswith("n_"):
+                continue
+            out.update(flatten(val, f"{prefix}.{key}" if prefix else key))
+    elif isinstance(values, bool):
+        out[prefix] = float(values)
+    elif isinstance(values, (int, float, str)):
+        out[prefix] = values
+    return out
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}" if abs(value) < 0.01 and value != 0 else f"{value:.2f}"
+
+
+def forms_rows(files: RunFiles, split: str, stat: str = "accuracy") -> list[tuple[str, list[float | None]]]:
+    """(form, one value per card) for the forms present in `split`."""
+    forms: list[str] = []
+    for card in files.cards.values():
+        for form in card.value("forms", split) or {}:
+            if form not in forms:
+                forms.append(form)
+    return [(form, [c.value("forms", split, form, stat) for c in files.cards.values()]) for form in forms]
+
+
+def card_splits(files: RunFiles) -> list[str]:
+    splits: list[str] = []
+    for card in files.cards.values():
+        for split in card.value("forms") or {}:
+            if split not in splits:
+                splits.append(split)
+    return splits
+
+
+OWN_SECTIONS = ("forms", "abstention")  # metrics drawn in their own section, left out of the generic tables
+
+
+def metric_rows(files: RunFiles) -> dict[str, list[tuple[str, str, bool | None, list[Any]]]]:
+    """{section: [(metric, leaf path, higher_is_better, one value per card)]} for every metric but OWN_SECTIONS."""
+    out: dict[str, list] = {}
+    names = list(dict.fromkeys(m for c in files.cards.values() for m in c.metrics if m not in OWN_SECTIONS))
+    for name in names:
+        entries = [c.metrics.get(name, {}) for c in files.cards.values()]
+        meta = next((e for e in entries if "values" in e), None)
+        if meta is None:
+            continue
+        leaves = [flatten(e.get("values")) for e in entries]
+        paths = list(dict.fromkeys(p for leaf in leaves for p in leaf))
+        for path in paths:
+            out.setdefault(meta.get("section", "other"), []).append(
+                (name, path, meta.get("higher_is_better"), [leaf.get(path) for leaf in leaves]))
+    return out
+
+
+def abstention_rows(files: RunFiles) -> dict[str, dict[str, float]]:
+    """{"<label> · <split> <form>": {bucket: share}} from every card that has the abstention metric."""
+    rows = {}
+    for label, card in files.cards.items():
+        for split, forms in (card.value("abstention") or {}).items():
+            for form, dist in forms.items():
+                rows[f"{label} · {split} {form}"] = {k: v for k, v in dist.items() if k != "n"}
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ markdown
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]) -> str:
+    """The report as Markdown; `images` maps a figure name to its path relative to the report."""
+    labels = list(files.cards)
+    out = [f"# {files.title}", ""]
+    for v in verdicts:
+        mark = {"good": "✅", "mixed": "⚠️", "bad": "❌"}[v.level]
+        who = f"**{v.label}**: " if len(verdicts) > 1 else ""
+        out += [f"{mark} {who}{v.headline}", "", f"> {v.judgement}", ""]
+    if files.bench:
+        out += ["## Methods compared", "", bench_markdown(files.bench), ""]
+    out += ["## Forget card (accuracy per form)", ""]
+    for split in card_splits(files):
+        direction = "lower is better" if split == "forget" else "higher is better"
+        rows = [[form, *(fmt(x) for x in vals)] for form, vals in forms_rows(files, split)]
+        out += [f"**{split}** ({direction})", "", _md_table(["form", *labels], rows), ""]
+    for name, title in (("pareto", "Forgetting vs utility"), ("attacks", "Recovery per attack"),
+                        ("abstention", "What the model says instead"), ("loss", "Training loss")):
+        if name in images:
+            out += [f"## {title}", "", f"![{title}]({images[name]})", ""]
+    for label, attacks in files.attacks.items():
+        out += [f"## Attacks on {label}", "", attack_markdown(attacks), ""]
+    if files.generations:
+        out += ["## Example generations", "", generations_markdown(files.generations), ""]
+    sections = metric_rows(files)
+    if sections:
+        out += ["## All metrics", ""]
+        for section, rows in sections.items():
+            table = [[f"{m} {p}" + (" ↑" if hib else " ↓" if hib is False else ""), *(fmt(x) for x in vals)]
+                     for m, p, hib, vals in rows]
+            out += [f"**{section}**", "", _md_table(["metric", *labels], table), ""]
+    out += ["## Config and cost", "", "```json", _config_json(files), "```", ""]
+    return "\n".join(out)
+
+
+def attack_markdown(attacks: dict[str, Any]) -> str:
+    rows = [["no attack (plain QA)", pct(attacks.get("baseline")), "", ""]]
+    for name, r in attacks.get("results", {}).items():
+        n = len(r.get("outcomes", []))
+        got = sum(o["recovered"] for o in r.get("outcomes", []))
+        rate = "error" if "error" in r.get("details", {}) else f"{pct(r['recovery_rate'])} ({got}/{n})"
+        rows.append([name, rate, f"{r.get('seconds', 0):.0f}", r.get("notes", "").replace("|", "/")])
+    return _md_table(["attack", "recovered", "seconds", "notes"], rows)
+
+
+def generations_markdown(gen: dict[str, Any]) -> str:
+    labels = list(gen["outputs"])
+    rows = []
+    for i, fact in enumerate(gen["facts"]):
+        cells = [fact["split"], fact["question"].replace("|", "/"), fact["answer"]]
+        for label in labels:
+            o = gen["outputs"][label][i]
+            cells.append(("✓ " if o["correct"] else "✗ ") + o["output"].replace("|", "/"))
+        rows.append(cells)
+    return _md_table(["split", "question", "answer", *labels], rows)
+
+
+def bench_markdown(bench: dict[str, Any]) -> str:
+    cols = bench["columns"]
+    rows = [[str(row.get(c["key"], "")) if c.get("text") else fmt(row.get(c["key"])) for c in cols]
+            for row in bench["rows"]]
+    return _md_table([c["title"] for c in cols], rows)
+
+
+def _config_json(files: RunFiles) -> str:
+    import json
+
+    return json.dumps(config_summary(files), indent=2, default=str)
+
+
+def config_summary(files: RunFiles) -> dict[str, Any]:
+    """What produced the run: the manifest, the unlearning config and each card's eval settings and seconds."""
+    out: dict[str, Any] = {}
+    if files.manifest:
+        out["run"] = {k: v for k, v in files.manifest.items() if k not in ("rows", "columns")}
+    if files.config:
+        out["unlearning"] = files.config
+    out["cards"] = {label: {"model": c.model, "eval": c.config.get("eval"),
+                            "seconds": round(sum(m.get("seconds", 0) for m in c.metrics.values()), 1)}
+                    for label, c in files.cards.items()}
+    return out

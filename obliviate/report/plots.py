@@ -1,0 +1,174 @@
+"""The report's figures: matplotlib (Agg, no display, no network), each returned as PNG bytes.
+
+Every function takes plain numbers (no cards, no models) so that the HTML and Markdown reports, the bench and
+tests can draw the same figure from whatever they read. Colours follow one rule across the report: green is
+good for the user, red is bad, grey is neutral.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: headless, and never tries to open a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+GOOD, BAD, NEUTRAL, ACCENT = "#2f9e62", "#d1495b", "#8a8f98", "#3b6fd8"
+# Roles of the models in a run; the unlearned ones get the cycle below.
+ROLE_COLOURS = {"base": "#b7bcc4", "original": "#555b66", "reference": "#e0a526"}
+CYCLE = ("#3b6fd8", "#d1495b", "#2f9e62", "#8e5bd1", "#e07b26", "#1b9aaa", "#c2508f", "#6b8e23")
+DPI = 110
+
+
+def png(fig) -> bytes:
+    """The figure as PNG bytes (the figure is closed: pyplot keeps every open figure alive otherwise)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(True, color="#e6e8eb", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+@dataclass
+class Point:
+    """One model on the forget-vs-utility plane (accuracies in [0, 1])."""
+
+    label: str
+    forget: float  # accuracy on the forget split: lower is better
+    utility: float  # accuracy on what must be kept: higher is better
+    role: str = "unlearned"  # base / original / reference / unlearned
+    group: str = ""  # sweep curve this point belongs to (a method); "" for none
+
+
+def pareto(points: Sequence[Point], x_label: str = "forget QA accuracy", y_label: str = "retain QA accuracy") -> bytes:
+    """Forgetting (x, reversed so that right is better) against utility (y): the ideal is the top-right corner.
+
+    Points that share a `group` are joined in the given order (a hyperparameter sweep gives one curve per method).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    _style(ax)
+    groups: dict[str, list[Point]] = {}
+    for p in points:
+        if p.group:
+            groups.setdefault(p.group, []).append(p)
+    colours = {g: CYCLE[i % len(CYCLE)] for i, g in enumerate(groups)}
+    singles = [p for p in points if not p.group and p.role == "unlearned"]
+    colours.update({p.label: CYCLE[(len(groups) + i) % len(CYCLE)] for i, p in enumerate(singles)})
+    for group, pts in groups.items():
+        ax.plot([p.forget for p in pts], [p.utility for p in pts], "-o", color=colours[group], label=group,
+                markersize=6, linewidth=1.8, alpha=0.9)
+        for p in pts:
+            ax.annotate(p.label.split("@")[-1], (p.forget, p.utility), textcoords="offset points", xytext=(5, 4),
+                        fontsize=7, color=colours[group])
+    for p in points:
+        if p.group:
+            continue
+        colour = ROLE_COLOURS.get(p.role) or colours.get(p.label, ACCENT)
+        marker = {"reference": "*", "original": "s", "base": "D"}.get(p.role, "o")
+        ax.scatter([p.forget], [p.utility], s=150 if marker == "*" else 60, color=colour, marker=marker,
+                   edgecolor="white", linewidth=0.8, zorder=3, label=p.label)
+    lo_x = min([p.forget for p in points] + [0.0])
+    hi_x = max([p.forget for p in points] + [1.0])
+    ax.set_xlim(hi_x + 0.04, lo_x - 0.04)  # reversed: less remembered is further right
+    ax.set_ylim(-0.04, 1.04)
+    ax.set_xlabel(f"{x_label}  (lower is better →)")
+    ax.set_ylabel(f"{y_label}  (higher is better ↑)")
+    ax.annotate("ideal", xy=(0.98, 0.97), xycoords="axes fraction", ha="right", va="top", fontsize=8, color=GOOD)
+    ax.legend(fontsize=8, frameon=False, loc="lower left")
+    return png(fig)
+
+
+def recovery_bars(rates: dict[str, float], baseline: float | None = None, failed: Sequence[str] = ()) -> bytes:
+    """One horizontal bar per attack: the share of target facts it brought back, with the no-attack baseline.
+
+    Bars above the baseline are red (the attack recovered something), others green; `failed` attacks are grey.
+    """
+    names = list(rates)
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(names) + 1.1))
+    _style(ax)
+    ax.grid(False, axis="y")
+    base = baseline or 0.0
+    colours = [NEUTRAL if n in failed else BAD if rates[n] > base + 1e-9 else GOOD for n in names]
+    y = range(len(names))
+    ax.barh(y, [rates[n] for n in names], color=colours, height=0.6)
+    for i, n in enumerate(names):
+        ax.text(rates[n] + 0.01, i, "error" if n in failed else f"{rates[n]:.0%}", va="center", fontsize=8)
+    if baseline is not None:
+        ax.axvline(baseline, color="#333", linestyle="--", linewidth=1)
+        ax.text(baseline, len(names) - 0.4, f" no attack: {baseline:.0%}", fontsize=8, va="bottom")
+    ax.set_yticks(list(y), names, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.08)
+    ax.set_xlabel("forget facts recovered")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    return png(fig)
+
+
+def recovery_heatmap(table: dict[str, dict[str, float | None]]) -> bytes:
+    """Rows = models (methods), columns = attacks, cell = recovery rate; darker red recovered more."""
+    rows = list(table)
+    cols = list(dict.fromkeys(a for r in table.values() for a in r))
+    values = [[table[r].get(c) for c in cols] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(cols) + 2.0), 0.45 * len(rows) + 1.4))
+    grid = [[v if v is not None else float("nan") for v in row] for row in values]
+    ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            ax.text(j, i, "–" if v is None else f"{v:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if v is not None and v > 0.6 else "#222")
+    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_title("forget facts recovered per attack", fontsize=9)
+    return png(fig)
+
+
+def stacked_shares(rows: dict[str, dict[str, float]], title: str = "") -> bytes:
+    """One horizontal bar per row, split into shares that sum to 1 (e.g. the abstention buckets of each model)."""
+    labels = list(rows)
+    parts = list(dict.fromkeys(k for r in rows.values() for k in r))
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(labels) + 1.2))
+    left = [0.0] * len(labels)
+    for i, part in enumerate(parts):
+        widths = [rows[lab].get(part, 0.0) for lab in labels]
+        ax.barh(range(len(labels)), widths, left=left, color=CYCLE[i % len(CYCLE)], label=part, height=0.6)
+        for j, w in enumerate(widths):
+            if w >= 0.08:
+                ax.text(left[j] + w / 2, j, f"{w:.0%}", ha="center", va="center", fontsize=8, color="white")
+        left = [a + b for a, b in zip(left, widths)]
+    ax.set_yticks(range(len(labels)), labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(ncol=len(parts), fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return png(fig)
+
+
+def loss_curves(histories: dict[str, list[dict[str, float]]]) -> bytes:
+    """Training loss per step, one line per run."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    _style(ax)
+    for i, (label, history) in enumerate(histories.items()):
+        steps = [h.get("step", k + 1) for k, h in enumerate(history)]
+        ax.plot(steps, [h.get("loss", float("nan")) for h in history], color=CYCLE[i % len(CYCLE)], label=label,
+                linewidth=1.6)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if len(histories) > 1:
+        ax.legend(fontsize=8, frameon=False)
+    return png(fig)
