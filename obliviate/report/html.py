@@ -34,6 +34,9 @@ from obliviate.report.markdown import (
     verdict,
 )
 
+# Answers to forget questions: a right answer means the fact leaked, a refusal is the safe failure.
+ABSTENTION_COLOURS = {"correct": plots.BAD, "refusal": plots.GOOD, "gibberish": plots.NEUTRAL, "wrong": "#e0a526"}
+
 CSS = """
 :root { --good:#2f9e62; --bad:#d1495b; --mixed:#d68a1a; --ink:#1f2328; --muted:#6a717c; --line:#e3e6ea; }
 * { box-sizing: border-box; }
@@ -61,7 +64,14 @@ th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right
 th { font-weight:600; background:#fafbfc; } th.l, td.l { text-align:left; }
 th small, td small { display:block; color:var(--muted); font-weight:400; font-size:11px; }
 td.better { background:#e3f4ea; } td.worse { background:#fbe5e7; }
-tr.group td { background:#f3f4f6; font-weight:600; text-align:left; text-transform:capitalize; }
+tr.group td { background:#f3f4f6; font-weight:600; text-align:left; }
+tr.group .note { font-weight:400; margin-left:6px; }
+table.card td { padding:4px 12px; } table.card td:first-child { width:22%; }
+.p { color:var(--muted); font-size:11px; margin-left:4px; }
+.tiles { display:flex; gap:12px; margin-top:14px; flex-wrap:wrap; }
+.tile { flex:1; min-width:150px; border:1px solid var(--line); border-radius:8px; padding:8px 12px; }
+.tile .v { font-size:24px; font-weight:700; } .tile .k { color:var(--muted); font-size:12px; }
+.tile.good .v { color:var(--good); } .tile.bad .v { color:var(--bad); } .tile.mixed .v { color:var(--mixed); }
 caption { caption-side:top; text-align:left; font-weight:600; padding:4px 0; }
 .note { color:var(--muted); font-size:13px; }
 img { max-width:100%; height:auto; display:block; margin:4px auto 8px; }
@@ -80,16 +90,19 @@ def _heat(goodness: float) -> str:
 
 
 def _head_cells(files: RunFiles) -> str:
-    return "".join(f"<th>{escape(label)}<small>{files.role(label)}</small></th>" for label in files.cards)
+    return "".join(f"<th>{escape(label)}" + (f"<small>{files.role(label)}</small>" if files.role(label) != label else "")
+                   + "</th>" for label in files.cards)
 
 
 def forms_html(files: RunFiles) -> str:
-    """One table per split: forms down, models across; accuracy coloured by what is good on that split."""
-    out = []
+    """One table: forms down (grouped by split), models across; accuracy coloured by what is good on the split."""
+    rows = []
     for split in card_splits(files):
         forget = split == "forget"
         probs = dict(forms_rows(files, split, "probability"))
-        rows = []
+        direction = "lower is better: green = no longer known" if forget else "higher is better"
+        rows.append(f'<tr class="group"><td colspan="{len(files.cards) + 1}">{escape(split)} '
+                    f'<span class="note">{direction}</span></td></tr>')
         for form, values in forms_rows(files, split):
             cells = []
             for v, p in zip(values, probs.get(form, [])):
@@ -97,13 +110,10 @@ def forms_html(files: RunFiles) -> str:
                     cells.append("<td>–</td>")
                     continue
                 style = _heat(1 - v if forget else v)
-                cells.append(f'<td style="{style}">{v:.0%}<small>p {fmt(p)}</small></td>')
+                cells.append(f'<td style="{style}"><b>{v:.0%}</b> <span class="p">p {fmt(p)}</span></td>')
             rows.append(f'<tr><td class="l">{escape(form)}</td>{"".join(cells)}</tr>')
-        direction = "lower is better: green means the model no longer knows" if forget else "higher is better"
-        out.append(f'<table><caption>{escape(split)} <span class="note">— accuracy ({direction}); '
-                   f'p = answer probability</span></caption><tr><th class="l">form</th>{_head_cells(files)}</tr>'
-                   + "".join(rows) + "</table>")
-    return "".join(out)
+    return (f'<table class="card"><tr><th class="l">form</th>{_head_cells(files)}</tr>{"".join(rows)}</table>'
+            '<p class="note">accuracy (bold) and the probability the model gives the right answer (p)</p>')
 
 
 def _delta_class(value: Any, base: Any, higher_is_better: bool | None) -> str:
@@ -171,15 +181,16 @@ def generations_html(gen: dict[str, Any]) -> str:
         cells = []
         for label in labels:
             o = gen["outputs"][label][i]
-            mark = '<span class="no">✓ knows</span>' if o["correct"] else '<span class="ok">✗ no</span>'
-            if fact["split"] != "forget":
-                mark = '<span class="ok">✓ knows</span>' if o["correct"] else '<span class="no">✗ lost</span>'
+            if fact["split"] == "forget":
+                mark = '<span class="no">still knows</span>' if o["correct"] else '<span class="ok">forgotten</span>'
+            else:
+                mark = '<span class="ok">knows</span>' if o["correct"] else '<span class="no">lost</span>'
             cells.append(f'<td class="l">{escape(o["output"]) or "<i>(empty)</i>"}<small>{mark} · '
                          f'p {fmt(o["probability"])}</small></td>')
         rows.append(f'<tr><td class="l">{escape(fact["question"])}<small>{escape(fact["split"])} · answer: '
                     f'{escape(fact["answer"])}</small></td>{"".join(cells)}</tr>')
-    return (f'<p class="note">Greedy answers (form {escape(gen.get("form", "qa"))}); on forget facts a ✓ means the '
-            f'fact is still there.</p><table><tr><th class="l">question</th>{head}</tr>{"".join(rows)}</table>')
+    return (f'<p class="note">Greedy answers to the same questions (form {escape(gen.get("form", "qa"))}), '
+            f'with the probability of the right answer.</p><table><tr><th class="l">question</th>{head}</tr>{"".join(rows)}</table>')
 
 
 def bench_html(bench: dict[str, Any], verdicts: dict[str, Verdict]) -> str:
@@ -263,10 +274,30 @@ def figures(files: RunFiles) -> dict[str, bytes]:
             for label, a in files.attacks.items()})
     shares = abstention_rows(files)
     if shares:
-        out["abstention"] = plots.stacked_shares(shares)
+        out["abstention"] = plots.stacked_shares(shares, ABSTENTION_COLOURS)
     if files.history:
         out["loss"] = plots.loss_curves(files.history)
     return out
+
+
+def tiles_html(v: Verdict) -> str:
+    """The verdict's numbers as large tiles, each coloured by whether it is good news."""
+    tiles = []
+    if v.forgot is not None:
+        tiles.append(("forgotten (forget QA)", v.forgot, "good" if v.forgot >= 0.85 else "mixed" if v.forgot >= 0.5 else "bad"))
+    if v.kept is not None:
+        tiles.append((f"kept ({v.keep_split} QA)", v.kept, "good" if v.kept >= 0.9 else "mixed" if v.kept >= 0.8 else "bad"))
+    if v.worst is not None:
+        above = v.worst[1] - (v.baseline or 0.0)
+        tiles.append((f"worst attack ({v.worst[0] or '–'})", v.worst[1],
+                      "good" if above < 0.1 else "mixed" if above < 0.25 else "bad"))
+    if v.leak is not None:
+        tiles.append((f"leakiest form ({v.leak[0]})", v.leak[1], "mixed"))
+    if not tiles:
+        return ""
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile {level}"><div class="v">{pct(x)}</div><div class="k">{escape(k)}</div></div>'
+        for k, x, level in tiles) + "</div>"
 
 
 def _section(anchor: str, title: str, body: str, note: str = "") -> str:
@@ -284,7 +315,7 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
         who = f'<div class="who">{escape(v.label)}</div>' if len(verdicts) > 1 else ""
         sections.append(f'<section class="verdict {v.level}">{who}<div class="head">{escape(v.headline)}'
                         f'<span class="pill {v.level}">{v.level}</span></div><div class="why">'
-                        f'{escape(v.judgement)}</div></section>')
+                        f'{escape(v.judgement)}</div>{tiles_html(v)}</section>')
     if files.bench:
         sections.append(_section("methods", "Methods compared", bench_html(files.bench, {v.label: v for v in verdicts}),
                                  "Every method unlearned a fresh copy of the same model under the same budget."))

@@ -22,6 +22,7 @@ from typing import Any
 
 from obliviate.card import Card
 from obliviate.errors import ConfigError
+from obliviate.metrics.base import SECTIONS
 from obliviate.runs import read_json
 
 ROLES = {"base": "base", "original": "original", "taught": "original", "reference": "reference"}
@@ -289,7 +290,8 @@ def metric_rows(files: RunFiles) -> dict[str, list[tuple[str, str, bool | None, 
         for path in paths:
             out.setdefault(meta.get("section", "other"), []).append(
                 (name, path, meta.get("higher_is_better"), [leaf.get(path) for leaf in leaves]))
-    return out
+    order = {name: i for i, name in enumerate(SECTIONS)}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 def abstention_rows(files: RunFiles) -> dict[str, dict[str, float]]:

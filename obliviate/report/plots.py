@@ -135,15 +135,19 @@ def recovery_heatmap(table: dict[str, dict[str, float | None]]) -> bytes:
     return png(fig)
 
 
-def stacked_shares(rows: dict[str, dict[str, float]], title: str = "") -> bytes:
-    """One horizontal bar per row, split into shares that sum to 1 (e.g. the abstention buckets of each model)."""
+def stacked_shares(rows: dict[str, dict[str, float]], colours: dict[str, str] | None = None, title: str = "") -> bytes:
+    """One horizontal bar per row, split into shares that sum to 1 (e.g. the abstention buckets of each model).
+
+    `colours` maps a part to its colour (parts not in it take the cycle)."""
     labels = list(rows)
     parts = list(dict.fromkeys(k for r in rows.values() for k in r))
-    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(labels) + 1.2))
+    colours = colours or {}
+    fig, ax = plt.subplots(figsize=(6.4, 0.34 * len(labels) + 1.0))
     left = [0.0] * len(labels)
     for i, part in enumerate(parts):
         widths = [rows[lab].get(part, 0.0) for lab in labels]
-        ax.barh(range(len(labels)), widths, left=left, color=CYCLE[i % len(CYCLE)], label=part, height=0.6)
+        ax.barh(range(len(labels)), widths, left=left, color=colours.get(part, CYCLE[i % len(CYCLE)]), label=part,
+                height=0.7)
         for j, w in enumerate(widths):
             if w >= 0.08:
                 ax.text(left[j] + w / 2, j, f"{w:.0%}", ha="center", va="center", fontsize=8, color="white")
@@ -153,9 +157,9 @@ def stacked_shares(rows: dict[str, dict[str, float]], title: str = "") -> bytes:
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(ncol=len(parts), fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.legend(ncol=len(parts), fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=9, pad=22)
     return png(fig)
 
 
