@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from accelerate import PartialState
 from rich.console import Console
 from rich.table import Table
 
@@ -77,14 +78,18 @@ def run_teach(task_spec: str, base: str, reference: bool, out: Path | None) -> N
 
 def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,
                 checkpoint_every, resume, seed, out) -> Path:
-    task = load_task(task_spec)
     lm = resolve_model(model)
+    task = load_task(task_spec, lm)
     m = make_method(method, **_parse_settings(settings))
+    if out is None and not PartialState().is_main_process:
+        raise ConfigError("under accelerate launch, pass --out so that every process uses the same run folder")
     out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
     train = TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
                         checkpoint_every=checkpoint_every, seed=seed)
     run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume)
     run.config["model"] = model
+    if not PartialState().is_main_process:  # under `accelerate launch`, rank 0 saves and prints
+        return out
     run.save(out)
     console.print(f"[green]unlearned[/green] with {method} in {run.seconds:.0f} s ({run.steps} steps) → {out}/model")
     return out
@@ -93,7 +98,7 @@ def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_siz
 def run_eval(model: str, task_spec: str, reference: str | None, original: str | None, metrics, max_facts: int,
              seed: int, out: Path | None) -> Card:
     lm = resolve_model(model)
-    task = load_task(task_spec)
+    task = load_task(task_spec, lm)
     ref = resolve_model(reference) if reference else None
     orig = resolve_model(original) if original else None
     card = evaluate(lm, task, metrics, reference=ref, original=orig, config=EvalConfig(max_facts=max_facts, seed=seed))
