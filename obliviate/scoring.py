@@ -88,6 +88,27 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
+def _teacher_forced(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int,
+                    stats: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+    """The one teacher-forced loop: batches pairs by length, runs the model once per batch and returns, per pair,
+    `stats(logits, labels)` (shape (B, T-1, ...)) restricted to its target positions, on the CPU."""
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
+    for idx in _batches(lengths, batch_size):
+        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
+        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        values = stats(logits.float(), batch.input_ids[:, 1:]).cpu()
+        mask = batch.target_mask[:, 1:].cpu()
+        for row, i in enumerate(idx):
+            out[i] = values[row][mask[row]]
+    return out  # type: ignore[return-value]
+
+
+def _logprob_and_hit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, T-1, 2): the label's log-prob, and 1.0 where the label is the argmax token."""
+    return torch.stack([selective_log_softmax(logits, labels), (logits.argmax(-1) == labels).float()], -1)
+
+
 def _score_pairs(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str],
                  batch_size: int) -> list[tuple[torch.Tensor, bool]]:
     """Per-pair (per-token target log-probs, greedy match) from one teacher-forced pass.
@@ -95,19 +116,7 @@ def _score_pairs(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str]
     Greedy match: the argmax token equals the target token at every target position, i.e. greedy decoding
     would produce exactly the target first. Same pass, no extra cost.
     """
-    out: list[tuple[torch.Tensor, bool] | None] = [None] * len(prompts)
-    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
-    for idx in _batches(lengths, batch_size):
-        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
-        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-        labels = batch.input_ids[:, 1:]
-        mask = batch.target_mask[:, 1:]
-        lp = selective_log_softmax(logits.float(), labels).cpu()  # (B, T-1)
-        hit = ((logits.argmax(-1) == labels) | ~mask).all(-1).cpu()  # (B,)
-        mask = mask.cpu()
-        for row, i in enumerate(idx):
-            out[i] = (lp[row][mask[row]], bool(hit[row]))
-    return out  # type: ignore[return-value]
+    return [(v[:, 0], bool(v[:, 1].all())) for v in _teacher_forced(lm, prompts, targets, batch_size, _logprob_and_hit)]
 
 
 def answer_logprobs(
@@ -130,7 +139,14 @@ def answer_probability(lm: LoadedModel, prompts: Sequence[str], targets: Sequenc
     return sequence_logprob(lm, prompts, targets, batch_size, normalise=True).exp()
 
 
-@torch.no_grad()
+def _token_stats(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(logits, dim=-1)  # (B, T-1, V)
+    mu = (logp.exp() * logp).sum(-1)  # (B, T-1)
+    sigma = ((logp.exp() * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+    token = torch.gather(logp, -1, labels.unsqueeze(-1)).squeeze(-1)
+    return torch.stack([token, mu, sigma], -1)  # (B, T-1, 3)
+
+
 def answer_token_stats(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str],
                        batch_size: int = DEFAULT_BATCH) -> list[torch.Tensor]:
     """Per target token: (log p of the token, mean and std of log p over the next-token distribution).
@@ -138,21 +154,7 @@ def answer_token_stats(lm: LoadedModel, prompts: Sequence[str], targets: Sequenc
     One (n_target_tokens, 3) CPU tensor per pair. Min-K%++ membership inference standardises each token's
     log-prob by the distribution's own mean and spread: mu = E_z[log p(z)], sigma^2 = E_z[log^2 p(z)] - mu^2.
     """
-    out: list[torch.Tensor | None] = [None] * len(prompts)
-    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
-    for idx in _batches(lengths, batch_size):
-        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
-        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-        logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T-1, V)
-        probs = logp.exp()
-        mu = (probs * logp).sum(-1)  # (B, T-1)
-        sigma = ((probs * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
-        token = torch.gather(logp, -1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        stats = torch.stack([token, mu, sigma], -1).cpu()  # (B, T-1, 3)
-        mask = batch.target_mask[:, 1:].cpu()
-        for row, i in enumerate(idx):
-            out[i] = stats[row][mask[row]]
-    return out  # type: ignore[return-value]
+    return _teacher_forced(lm, prompts, targets, batch_size, _token_stats)
 
 
 def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[Sequence[str]],
@@ -225,6 +227,8 @@ def judge(output: str, answer: str) -> bool:
     if not ans:
         return False
     return out == ans or f" {ans} " in f" {out} "
+
+
 
 
 Judge = Callable[[str, str], bool]
