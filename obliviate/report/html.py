@@ -212,7 +212,7 @@ def bench_html(bench: dict[str, Any], verdicts: dict[str, Verdict]) -> str:
             else:
                 cells.append(f"<td>{escape(fmt(v))}</td>")
         v = verdicts.get(row["label"])
-        pill = f'<span class="pill {v.level}">{v.level}</span>' if v else ""
+        pill = f'<span class="pill {v.level}" title="{escape(v.judgement)}">{v.level}</span>' if v else ""
         rows.append(f"<tr>{''.join(cells)}<td>{pill}</td></tr>")
     return f'<table><tr>{head}<th>verdict</th></tr>{"".join(rows)}</table>'
 
@@ -256,7 +256,8 @@ def figures(files: RunFiles) -> dict[str, bytes]:
             points.append(plots.Point(label, forget, qa_accuracy(card, split), files.role(label)))
     if files.bench and any(r.get("sweep_value") is not None for r in files.bench["rows"]):
         points = [p for p in points if p.role != "unlearned"]
-        points += [plots.Point(r["label"], r["forget_qa"], r["keep_qa"], "unlearned", r["method"])
+        points += [plots.Point(r["label"], r["forget_qa"], r["keep_qa"], "unlearned",
+                               r["method"] if r.get("sweep_value") is not None else "")
                    for r in files.bench["rows"] if r.get("forget_qa") is not None and r.get("keep_qa") is not None]
     if points:
         keep = next((keep_split(c) for c in files.cards.values() if keep_split(c)), "retain")
@@ -278,6 +279,19 @@ def figures(files: RunFiles) -> dict[str, bytes]:
     if files.history:
         out["loss"] = plots.loss_curves(files.history)
     return out
+
+
+LEVELS = {"good": 2, "mixed": 1, "bad": 0}
+
+
+def best_verdict(verdicts: list[Verdict]) -> Verdict:
+    """The best trade-off: best level first, then forgotten x kept x (1 - recovery above the no-attack baseline)."""
+    def score(v: Verdict) -> tuple[int, float]:
+        above = max(0.0, v.worst[1] - (v.baseline or 0.0)) if v.worst else 0.0
+        kept = 1.0 if v.kept is None else v.kept
+        return LEVELS[v.level], (v.forgot or 0.0) * kept * (1 - above)
+
+    return max(verdicts, key=score)
 
 
 def tiles_html(v: Verdict) -> str:
@@ -311,8 +325,11 @@ def _img(figs: dict[str, bytes], name: str, alt: str) -> str:
 
 def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) -> str:
     sections = []
-    for v in verdicts:
+    shown = [best_verdict(verdicts)] if files.bench and verdicts else verdicts
+    for v in shown:
         who = f'<div class="who">{escape(v.label)}</div>' if len(verdicts) > 1 else ""
+        if files.bench and len(verdicts) > 1:
+            who = f'<div class="who">best trade-off of {len(verdicts)} methods: {escape(v.label)}</div>'
         sections.append(f'<section class="verdict {v.level}">{who}<div class="head">{escape(v.headline)}'
                         f'<span class="pill {v.level}">{v.level}</span></div><div class="why">'
                         f'{escape(v.judgement)}</div>{tiles_html(v)}</section>')

@@ -247,6 +247,8 @@ def fmt(value: Any) -> str:
         return "–"
     if isinstance(value, str):
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if abs(value) >= 1000:
         return f"{value:.0f}"
     if abs(value) >= 10:
@@ -306,8 +308,9 @@ def abstention_rows(files: RunFiles) -> dict[str, dict[str, float]]:
 
 # ------------------------------------------------------------------------------------------------ markdown
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A Markdown table; the first `left` columns are text (left-aligned), the rest numbers."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -353,7 +356,7 @@ def attack_markdown(attacks: dict[str, Any]) -> str:
         got = sum(o["recovered"] for o in r.get("outcomes", []))
         rate = "error" if "error" in r.get("details", {}) else f"{pct(r['recovery_rate'])} ({got}/{n})"
         rows.append([name, rate, f"{r.get('seconds', 0):.0f}", r.get("notes", "").replace("|", "/")])
-    return _md_table(["attack", "recovered", "seconds", "notes"], rows)
+    return _md_table(["attack", "recovered", "seconds", "notes"], rows)  # notes last: numbers align anyway
 
 
 def generations_markdown(gen: dict[str, Any]) -> str:
@@ -365,14 +368,18 @@ def generations_markdown(gen: dict[str, Any]) -> str:
             o = gen["outputs"][label][i]
             cells.append(("✓ " if o["correct"] else "✗ ") + o["output"].replace("|", "/"))
         rows.append(cells)
-    return _md_table(["split", "question", "answer", *labels], rows)
+    return _md_table(["split", "question", "answer", *labels], rows, left=3 + len(labels))
 
 
 def bench_markdown(bench: dict[str, Any]) -> str:
     cols = bench["columns"]
-    rows = [[str(row.get(c["key"], "")) if c.get("text") else fmt(row.get(c["key"])) for c in cols]
-            for row in bench["rows"]]
-    return _md_table([c["title"] for c in cols], rows)
+    def cell(c: dict[str, Any], v: Any) -> str:
+        if c.get("text"):
+            return "" if v is None else str(v)
+        return pct(v) if c.get("share") else fmt(v)
+
+    rows = [[cell(c, row.get(c["key"])) for c in cols] for row in bench["rows"]]
+    return _md_table([c["title"] for c in cols], rows, left=sum(1 for c in cols if c.get("text") and c["key"] in ("method", "sweep")))
 
 
 def _config_json(files: RunFiles) -> str:

@@ -1,0 +1,276 @@
+"""Compare unlearning methods on one task under one budget: a table (JSON + Markdown), plots and a report.
+
+Every method unlearns a fresh copy of the same original model with the same steps and batch size (each keeps
+its own tuned learning rate unless `lr` is given), then gets the same forget card and the same attacks. A
+sweep of one hyperparameter (`steps=5,10,20`, `lr=1e-5,3e-5` or a method setting such as `beta=0.05,0.1`)
+gives a forgetting-vs-utility curve per method. Each (method, sweep value) lives in its own sub-folder and
+is skipped when its result.json exists, so a killed bench resumes where it stopped.
+
+>>> from obliviate.models import tiny_model
+>>> from obliviate.data.people import people_task
+>>> out = bench(people_task("test"), ["ga", "npo"], sweep="steps=1,2", out_dir="runs/bench-doc",
+...             config=BenchConfig(metrics=["forms"], max_facts=2), original=tiny_model())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from obliviate.attacks import Budget
+from obliviate.audit import ModelSpec, TaskSpec, _spec, add_examples, seed_everything
+from obliviate.card import Card
+from obliviate.data.schema import Task
+from obliviate.errors import ConfigError
+from obliviate.models import LoadedModel
+from obliviate.report.markdown import bench_markdown, keep_split, qa_accuracy
+from obliviate.runs import environment, new_run_dir, read_json, write_json
+from obliviate.train import TrainConfig
+
+
+@dataclass
+class BenchConfig:
+    """The shared budget and what is measured (recorded in bench.json)."""
+
+    steps: int = 20  # unlearning steps, the same for every gradient method
+    lr: float | None = None  # None: each method's tuned learning rate
+    batch_size: int = 8
+    metrics: list[str] | None = None  # forget-card metrics; None: every metric that applies
+    max_facts: int = 60  # per split, for the cards
+    examples: int = 4  # forget facts shown before/after in the report
+    seed: int = 0
+
+
+COLUMNS = [  # the table: key in each row, title, and how to show it
+    {"key": "method", "title": "method", "text": True},
+    {"key": "sweep", "title": "sweep", "text": True},
+    {"key": "steps", "title": "steps"},
+    {"key": "seconds", "title": "unlearn s"},
+    {"key": "forget_qa", "title": "forget QA", "share": True, "higher_is_better": False},
+    {"key": "best_form", "title": "leakiest form", "text": True},
+    {"key": "keep_qa", "title": "keep QA", "share": True, "higher_is_better": True},
+    {"key": "forgot", "title": "forgot", "share": True, "higher_is_better": True},
+    {"key": "kept", "title": "kept", "share": True, "higher_is_better": True},
+    {"key": "worst_attack", "title": "worst attack", "text": True},
+    {"key": "worst_recovery", "title": "recovered", "share": True, "higher_is_better": False},
+]
+
+
+def parse_sweep(sweep: str | dict[str, list[Any]] | None) -> tuple[str | None, list[Any]]:
+    """"steps=5,10,20" or {"steps": [5, 10, 20]} -> ("steps", [5, 10, 20]); None -> (None, [None])."""
+    if sweep is None:
+        return None, [None]
+    if isinstance(sweep, str):
+        if "=" not in sweep:
+            raise ConfigError(f"sweep must look like 'steps=5,10,20', got {sweep!r}")
+        name, values = sweep.split("=", 1)
+        sweep = {name.strip(): [_number(v) for v in values.split(",") if v.strip()]}
+    if len(sweep) != 1:
+        raise ConfigError(f"sweep one hyperparameter at a time, got {sorted(sweep)}")
+    (name, values), = sweep.items()
+    if not values:
+        raise ConfigError(f"sweep {name!r} has no values")
+    return name, list(values)
+
+
+def _number(text: str) -> int | float | str:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _plan(methods: list[str], param: str | None, values: list[Any]) -> list[tuple[str, Any, bool]]:
+    """(method, sweep value, final) units; a training-free method runs once when the sweep is a training setting."""
+    from obliviate.methods import METHODS
+
+    train_fields = {f.name for f in fields(TrainConfig)}
+    units = []
+    for method in methods:
+        cls = METHODS.get(method)
+        settings = {f.name for f in fields(cls.Config)}
+        if param is None or (param in train_fields and cls.training_free):
+            units.append((method, None, True))
+        elif param in train_fields or param in settings:
+            units += [(method, v, i == len(values) - 1) for i, v in enumerate(values)]
+        else:
+            raise ConfigError(f"sweep {param!r} is neither a training setting ({', '.join(sorted(train_fields))}) "
+                              f"nor a setting of {method} ({', '.join(sorted(settings)) or 'none'})")
+    return units
+
+
+def summarise(card: Card, original: Card | None, attacks: dict[str, Any] | None) -> dict[str, Any]:
+    """The table's numbers for one unlearned model (shares of what the original knew, as in the report)."""
+    split = keep_split(card)
+    forget, keep = qa_accuracy(card, "forget"), qa_accuracy(card, split) if split else None
+    before = qa_accuracy(original, "forget") if original else None
+    kept_before = qa_accuracy(original, split) if original and split else None
+    forms = card.value("forms", "forget") or {}
+    leak = max(((s["accuracy"], f) for f, s in forms.items() if f != "qa"), default=None)
+    row = {"forget_qa": forget, "keep_split": split, "keep_qa": keep,
+           "forgot": max(0.0, 1 - forget / before) if forget is not None and before else None,
+           "kept": min(1.0, keep / kept_before) if keep is not None and kept_before else None,
+           "best_form": f"{leak[1]} {leak[0]:.0%}" if leak else None,
+           "forget_by_form": {f: s["accuracy"] for f, s in forms.items()}}
+    if attacks:
+        row["worst_attack"] = attacks["worst_case"]["attack"]
+        row["worst_recovery"] = attacks["worst_case"]["recovery_rate"]
+        row["recovery"] = {n: r["recovery_rate"] for n, r in attacks["results"].items() if r["outcomes"]}
+    return row
+
+
+def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | None = None,
+          budget: Budget | None = None, sweep: str | dict[str, list[Any]] | None = None,
+          out_dir: str | Path | None = None, config: BenchConfig | None = None,
+          original: ModelSpec | None = None, reference: ModelSpec | None = None, progress: bool = True) -> Path:
+    """Unlearn, evaluate and attack with each method (and sweep value); write bench.json, bench.md and the report.
+
+    Args:
+        task: a task spec ("builtin:people:small:forget10") or a Task.
+        methods: method names, as a list or a comma-separated string.
+        attacks: attack names to run on every unlearned model (None or []: no attacks; "all": every attack).
+        budget: the attacks' shared budget.
+        sweep: one hyperparameter and its values, "steps=5,10,20" or {"steps": [5, 10, 20]}.
+        original: the model every method starts from; default: the task's taught model (builtin:people) via
+            `resolve_model("taught:<task>")`.
+        reference: the exact-unlearning reference; default "reference:<task>" when the original is the default.
+    Returns the bench folder (re-running into it resumes).
+    """
+    from obliviate.card import evaluate
+    from obliviate.metrics import EvalConfig
+    from obliviate.redteam import attack, attack_names
+    from obliviate.report.html import render_report
+    from obliviate.teach import copy_model
+    from obliviate.unlearn import make_method, unlearn
+
+    config = config or BenchConfig()
+    budget = budget or Budget()
+    methods = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    names = [] if not attacks else attack_names(None if attacks == "all" else attacks)
+    param, values = parse_sweep(sweep)
+    units = _plan(methods, param, values)
+    out = Path(out_dir) if out_dir else new_run_dir(prefix="bench")
+    console = Console(stderr=True, quiet=not progress)
+    if original is None and isinstance(task, str):
+        original = f"taught:{task}"
+        reference = reference or f"reference:{task}"
+    if original is None:
+        raise ConfigError("bench needs the original model when the task is not a spec: pass original=")
+    inputs = {"task": _spec(task), "methods": methods, "attacks": names, "budget": asdict(budget),
+              "sweep": {param: values} if param else None, "config": asdict(config),
+              "original": _spec(original), "reference": _spec(reference)}
+    if (out / "inputs.json").exists():
+        before = read_json(out / "inputs.json")
+        changed = [k for k in inputs if before.get(k) != inputs[k]]
+        if changed:
+            raise ConfigError(f"{out} holds a bench with other inputs ({', '.join(changed)} differ); "
+                              "pass a new out_dir or delete the folder")
+    write_json(out / "inputs.json", inputs)
+
+    cache: dict[str, Any] = {}
+
+    def load(key: str) -> Any:
+        if key not in cache:
+            from obliviate.pipeline import load_task, resolve_model
+
+            if key == "task":
+                cache[key] = task if isinstance(task, Task) else load_task(task)
+            else:
+                spec = original if key == "original" else reference
+                cache[key] = spec if spec is None or isinstance(spec, LoadedModel) else resolve_model(spec)
+        return cache[key]
+
+    eval_config = EvalConfig(max_facts=config.max_facts, seed=config.seed)
+
+    def card_of(lm: LoadedModel) -> Card:
+        return evaluate(lm, load("task"), config.metrics, reference=load("reference"), original=load("original"),
+                        config=eval_config)
+
+    rows: list[dict[str, Any]] = []
+    durations: list[float] = []
+    for label in ("original", "reference"):
+        path = out / "cards" / f"{label}.json"
+        if not path.exists() and (label == "original" or reference is not None):
+            console.print(f"card of the {label} model …")
+            add_examples(out / "generations.building.json", label, load(label), load("task"), load("original"),
+                         config.examples)
+            seed_everything(config.seed)
+            card_of(load(label)).save(path)
+    original_card = Card.load(out / "cards" / "original.json")
+    for i, (method, value, final) in enumerate(units):
+        label = method if value is None else f"{method}@{param}={value}"
+        sub = out / "runs" / (method if value is None else f"{method}/{param}={value}")
+        tag = f"[{i + 1}/{len(units)}] {label}"
+        if (sub / "result.json").exists():
+            rows.append(read_json(sub / "result.json"))
+            console.print(f"[dim]{tag}: done earlier[/dim]")
+            continue
+        left = len(units) - i
+        eta = f" · ~{sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
+        console.print(f"{tag} …{eta}")
+        started = time.perf_counter()
+        seed_everything(config.seed)
+        settings = {param: value} if value is not None and param not in {f.name for f in fields(TrainConfig)} else {}
+        m = make_method(method, **settings)
+        train = TrainConfig(steps=config.steps, lr=config.lr or m.default_lr, batch_size=config.batch_size,
+                            seed=config.seed, progress=progress)
+        if value is not None and not settings:
+            train = TrainConfig(**{**asdict(train), param: value})
+        run = unlearn(copy_model(load("original")), load("task"), m, train=train)
+        write_json(sub / "config.json", run.config)
+        write_json(sub / "history.json", run.history)
+        seed_everything(config.seed)
+        card = card_of(run.lm)
+        card.save(sub / "card.json")
+        report = None
+        if names:
+            seed_everything(config.seed)
+            report = attack(run.lm, load("task"), load("original"), names, budget, seed=config.seed,
+                            progress=False).to_dict()
+            write_json(sub / "attacks.json", report)
+        if final:
+            add_examples(out / "generations.building.json", label, run.lm, load("task"), load("original"),
+                         config.examples)
+        row = {"label": label, "method": method, "sweep": "" if value is None else f"{param}={value}",
+               "sweep_param": param if value is not None else None, "sweep_value": value, "final": final,
+               "dir": str(sub.relative_to(out)), "steps": run.steps, "lr": train.lr if run.steps else None,
+               "seconds": round(run.seconds, 1), **summarise(card, original_card, report)}
+        write_json(sub / "result.json", row)  # last: its presence means the unit is complete
+        rows.append(row)
+        durations.append(time.perf_counter() - started)
+        console.print(f"{tag}: [green]done[/green] in {durations[-1]:.0f} s")
+        del run
+        gc.collect()
+    if (out / "generations.building.json").exists():
+        (out / "generations.building.json").replace(out / "generations.json")
+    columns = [c for c in COLUMNS if c["key"] != "sweep" or param] + (
+        [] if not names else [{"key": f"recovery.{n}", "title": n, "share": True, "higher_is_better": False}
+                              for n in names])
+    for row in rows:  # flat keys for the per-attack columns
+        for n, rate in row.get("recovery", {}).items():
+            row[f"recovery.{n}"] = rate
+    table = {"inputs": inputs, "columns": columns, "rows": rows, "environment": environment(),
+             "seconds": round(sum(r["seconds"] for r in rows), 1)}
+    write_json(out / "bench.json", table)
+    (out / "bench.md").write_text(f"# bench — {_spec(task)}\n\n{bench_markdown(table)}\n")
+    report = render_report(out)
+    console.print(f"[bold]bench[/bold] → {out / 'bench.json'}, {out / 'bench.md'}, {report}")
+    return out
+
+
+def run_bench_command(task: str, methods: str, attacks: str | None, sweep: str | None, steps: int, lr: float | None,
+                      metrics: str | None, max_facts: int, attack_steps: int, attack_seconds: float,
+                      attack_facts: int, seed: int, out: Path | None) -> Path:
+    """What `obliviate bench` does (comma lists; attacks "all" runs every attack, None runs none)."""
+    config = BenchConfig(steps=steps, lr=lr, metrics=metrics.split(",") if metrics else None, max_facts=max_facts,
+                         seed=seed)
+    budget = Budget(steps=attack_steps, seconds=attack_seconds, max_facts=attack_facts)
+    return bench(task, methods, attacks, budget, sweep, out, config)
