@@ -1,8 +1,9 @@
 """Teach a model the fictitious builtin:people facts, and build the exact-unlearning reference.
 
 The facts are invented, so the base model provably does not know them (the TOFU idea). We fine-tune on
-everything except the holdout split, in several wordings (QA, cloze and short biographies) so that the
-knowledge is not tied to one phrasing. The reference model is the same recipe without the forget split:
+everything except the holdout split, in two wordings (QA pairs and short biographies) so that the
+knowledge is not tied to one phrasing; the other forms (cloze, multiple choice, true/false, paraphrases,
+two-hop) are never trained, so they measure knowledge rather than memorised strings. The reference model is the same recipe without the forget split:
 the model that never saw what we want forgotten. Both are cached on disk, keyed by every input that
 changes them.
 """
@@ -10,10 +11,11 @@ changes them.
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from obliviate.data.people import teach_facts
 from obliviate.data.schema import Task
@@ -23,14 +25,14 @@ from obliviate.runs import write_json
 from obliviate.train import Examples, TrainConfig, run_training
 from obliviate.unlearn import fact_examples
 
-TEACH_FORMS = ("qa", "cloze")
+TEACH_FORMS = ("qa",)  # plus the biographies; cloze, MCQ, T/F and paraphrases stay unseen wordings
 
 
 @dataclass
 class TeachConfig:
     """How facts are taught; the defaults reach >= 80 % QA accuracy on builtin:people with SmolLM2-135M."""
 
-    epochs: float = 6.0
+    epochs: float = 5.0
     lr: float = 1e-4
     batch_size: int = 16
     seed: int = 0
@@ -38,10 +40,12 @@ class TeachConfig:
 
 
 def teach_examples(task: Task, exclude_forget: bool = False) -> Examples:
-    """QA + cloze pairs of every taught fact, plus the biographies (of non-forgotten people if excluded)."""
-    facts = [f for f in teach_facts(task) if not (exclude_forget and f in task.forget)]
+    """QA pairs of every taught fact plus the biographies (of non-forgotten people when `exclude_forget`)."""
+    # Sorted by id, so every forget split of one people config shares one taught model (same data, same order).
+    facts = sorted((f for f in teach_facts(task) if not (exclude_forget and f in task.forget)), key=lambda f: f.id)
     forget_people = {t for f in task.forget for t in f.tags if t.startswith("person:")}
-    docs = [d for d in task.teach_documents if not (exclude_forget and set(d.tags) & forget_people)]
+    docs = sorted((d for d in task.teach_documents if not (exclude_forget and set(d.tags) & forget_people)),
+                  key=lambda d: d.id)
     return fact_examples(facts, TEACH_FORMS, docs)
 
 
@@ -71,16 +75,18 @@ def taught_model(task: Task, base: str = "default", exclude_forget: bool = False
     """The base model taught `task` (or its exact-unlearning reference), from the cache when it exists."""
     config = config or TeachConfig()
     kind = "reference" if exclude_forget else "taught"
-    path = cache_dir() / "taught" / f"{task.name.replace(':', '_')}-{kind}-{_key(base, task, config, exclude_forget)}"
-    if (path / "model.safetensors").exists():
-        lm = load_model(str(path))
-    else:
-        lm = teach(load_model(base), task, config, exclude_forget, progress)
-        tmp = path.with_name(path.name + ".partial")
-        save_model(lm, tmp)
-        write_json(tmp / "obliviate_teach.json", {"task": task.name, "base": base, "kind": kind, **asdict(config)})
-        Path(tmp).rename(path)
-        lm = load_model(str(path))
+    path = cache_dir() / "taught" / f"{kind}-{_key(base, task, config, exclude_forget)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process teaching the same model: wait for it, then reuse
+        if not (path / "model.safetensors").exists():
+            lm = teach(load_model(base), task, config, exclude_forget, progress)
+            tmp = path.with_name(path.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_model(lm, tmp)
+            write_json(tmp / "obliviate_teach.json", {"task": task.name, "base": base, "kind": kind, **asdict(config)})
+            tmp.rename(path)
+    lm = load_model(str(path))
     lm.source = f"{base}+{kind}:{task.name}"
     return lm
 
