@@ -1,0 +1,51 @@
+"""bench: a CI-sized comparison (tiny model, people test task), its table, plots, report, resume and sweep parsing."""
+
+import pytest
+
+from obliviate.attacks import Budget
+from obliviate.bench import BenchConfig, bench, parse_sweep
+from obliviate.data.people import people_task
+from obliviate.errors import ConfigError
+from obliviate.models import tiny_model
+from obliviate.runs import read_json
+
+
+def test_bench_table_curves_and_resume(tmp_path):
+    task, out = people_task("test"), tmp_path / "bench"
+    config = BenchConfig(steps=2, metrics=["forms"], max_facts=2, examples=2)
+
+    def run():
+        return bench(task, "ga,npo", attacks=["form_change"], budget=Budget(max_facts=2), sweep="steps=1,2",
+                     out_dir=out, config=config, original=tiny_model(seed=4), progress=False)
+
+    run()
+    table = read_json(out / "bench.json")
+    assert [r["label"] for r in table["rows"]] == ["ga@steps=1", "ga@steps=2", "npo@steps=1", "npo@steps=2"]
+    assert [r["steps"] for r in table["rows"]] == [1, 2, 1, 2]
+    assert [r["final"] for r in table["rows"]] == [False, True, False, True]
+    for row in table["rows"]:
+        assert 0 <= row["forget_qa"] <= 1 and row["worst_attack"] == "form_change"
+    assert "| ga | steps=1 |" in (out / "bench.md").read_text()
+    for name in ("pareto", "attacks"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    html = (out / "report.html").read_text()
+    assert "Methods compared" in html and "npo@steps=2" in html
+    assert set(read_json(out / "generations.json")["outputs"]) == {"original", "ga@steps=2", "npo@steps=2"}
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
+    assert len(stamps) == 4
+    run()  # everything is done: nothing is retrained, the table is the same
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")} == stamps
+    assert read_json(out / "bench.json")["rows"] == table["rows"]
+    with pytest.raises(ConfigError, match="other inputs"):
+        bench(task, "ga", out_dir=out, config=config, original=tiny_model(seed=4), progress=False)
+
+
+def test_sweep_parsing_and_checks():
+    assert parse_sweep("steps=5,10,20") == ("steps", [5, 10, 20])
+    assert parse_sweep({"beta": [0.05, 0.1]}) == ("beta", [0.05, 0.1])
+    assert parse_sweep(None) == (None, [None])
+    with pytest.raises(ConfigError, match="steps=5,10,20"):
+        parse_sweep("steps")
+    with pytest.raises(ConfigError, match="neither a training setting"):
+        bench(people_task("test"), "ga", sweep="temperature=1,2", original=tiny_model(), progress=False)
