@@ -139,9 +139,9 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
         attacks: attack names to run on every unlearned model (None or []: no attacks; "all": every attack).
         budget: the attacks' shared budget.
         sweep: one hyperparameter and its values, "steps=5,10,20" or {"steps": [5, 10, 20]}.
-        original: the model every method starts from; default: the task's taught model (builtin:people) via
-            `resolve_model("taught:<task>")`.
-        reference: the exact-unlearning reference; default "reference:<task>" when the original is the default.
+        original: the model every method starts from; default: for builtin:people the taught model
+            ("taught:<task>", cached), otherwise the default model.
+        reference: the exact-unlearning reference; default for builtin:people: "reference:<task>".
     Returns the bench folder (re-running into it resumes).
     """
     from obliviate.card import evaluate
@@ -160,8 +160,10 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
     out = Path(out_dir) if out_dir else new_run_dir(prefix="bench")
     console = Console(stderr=True, quiet=not progress)
     if original is None and isinstance(task, str):
-        original = f"taught:{task}"
-        reference = reference or f"reference:{task}"
+        if task.removeprefix("builtin:").startswith("people"):  # invented facts: teach them first
+            original, reference = f"taught:{task}", reference or f"reference:{task}"
+        else:  # real facts the base model already knows
+            original = "default"
     if original is None:
         raise ConfigError("bench needs the original model when the task is not a spec: pass original=")
     inputs = {"task": _spec(task), "methods": methods, "attacks": names, "budget": asdict(budget),
