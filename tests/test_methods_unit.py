@@ -113,3 +113,14 @@ def test_in_context_wrapper_equals_prefix_tokens_on_the_bare_model(task):
     plain = lm.model(input_ids=torch.cat([wrapper.prefix_ids[None], ids], 1)).logits[:, n:]
     assert torch.allclose(wrapper(input_ids=ids).logits, plain, atol=1e-5)
     assert run.lm.model.config is lm.model.config
+
+
+def test_klue_changes_only_the_selected_down_proj_columns(task):
+    lm = tiny_model()
+    before = {k: v.detach().clone() for k, v in lm.model.named_parameters()}
+    unlearn(lm, task, "klue", train=TrainConfig(steps=2, lr=1e-2, batch_size=4, progress=False), neuron_fraction=0.05)
+    changed = {k for k, v in lm.model.named_parameters() if not torch.equal(v, before[k])}
+    assert changed and all("mlp.down_proj" in k for k in changed)
+    for k in changed:
+        cols = (lm.model.get_parameter(k) != before[k]).any(0)
+        assert 0 < cols.sum() <= 0.05 * 2 * cols.numel()
