@@ -103,7 +103,7 @@ class KLUE(Method):
         lp, known = self._logprob(model, masks, batch.forget)
         ratio = lp - batch.forget_ref_logprob
         forget = npo_loss(ratio[known], c.beta) if known.any() else 0.0 * lp.sum()
-        loss, logs = forget, {"npo": float(forget), "known_rows": known.float().mean().item()}
+        loss, logs = forget, {"npo": float(forget.detach()), "known_rows": known.float().mean().item()}
         if c.retain_weight and batch.retain is not None:
             r = batch.retain
             retain = -self._logprob(model, masks, r)[0].sum() / r.target_mask[:, 1:].sum().clamp(min=1)
