@@ -124,3 +124,14 @@ def test_klue_changes_only_the_selected_down_proj_columns(task):
     for k in changed:
         cols = (lm.model.get_parameter(k) != before[k]).any(0)
         assert 0 < cols.sum() <= 0.05 * 2 * cols.numel()
+
+
+def test_bild_terms_vanish_when_student_equals_teacher():
+    from obliviate.methods.bild import suppress_topk, topk_kl
+
+    logits = torch.randn(5, 50)
+    assert topk_kl(logits, logits, 10).item() == pytest.approx(0.0, abs=1e-6)
+    assert suppress_topk(logits, logits, 10).item() == pytest.approx(0.0, abs=1e-6)
+    other = logits.clone()
+    other[:, 0] = 50.0  # the student is sure of a token the teacher ranks anywhere: suppressed unless shared
+    assert suppress_topk(logits, other, 10).item() > 0 or (logits.topk(10).indices == 0).any()

@@ -1,7 +1,7 @@
 """Pieces shared by several method files (not a method; the leading underscore keeps it out of the registry).
 
 - `tokenizer_of(ctx)`: methods that train on *other* targets (refusals, reasoning traces) must tokenise them.
-- `with_targets(pairs, targets)`: the same prompts as a batch, with new target token ids.
+- `with_targets(pairs, targets)` / `build_pairs`: the same prompts with new targets, or any ids as a batch.
 - `pairs_logprob(logits, pairs)`: summed target log-prob from logits the caller already has (a reference).
 - `REFUSALS` and `refusal_for(prompt_ids)`: "I don't know"-style answers (TOFU's IdkPO recipe, shortened).
 """
@@ -58,9 +58,14 @@ def prompt_ids(pairs: EncodedPairs) -> list[list[int]]:
     return [row[k].tolist() for row, k in zip(pairs.input_ids, keep)]
 
 
-def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> EncodedPairs:
-    """Right-padded prompt+target batch: the prompts of `pairs` followed by new target ids."""
-    rows = [p + t for p, t in zip(prompt_ids(pairs), targets)]
+def target_ids(pairs: EncodedPairs) -> list[list[int]]:
+    """The target token ids of each row."""
+    return [row[m].tolist() for row, m in zip(pairs.input_ids, pairs.target_mask)]
+
+
+def build_pairs(prompts: list[list[int]], targets: list[list[int]], pad_id: int, device) -> EncodedPairs:
+    """Right-padded prompt+target batch from token ids (what `encode_pairs` builds from text)."""
+    rows = [p + t for p, t in zip(prompts, targets)]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attn = torch.zeros((len(rows), width), dtype=torch.long)
@@ -69,7 +74,12 @@ def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> 
         ids[i, : len(r)] = torch.tensor(r)
         attn[i, : len(r)] = 1
         tmask[i, len(r) - len(t) : len(r)] = True
-    return EncodedPairs(ids, attn, tmask).to(pairs.input_ids.device)
+    return EncodedPairs(ids, attn, tmask).to(device)
+
+
+def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> EncodedPairs:
+    """Right-padded prompt+target batch: the prompts of `pairs` followed by new target ids."""
+    return build_pairs(prompt_ids(pairs), targets, pad_id, pairs.input_ids.device)
 
 
 def pairs_logprob(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
