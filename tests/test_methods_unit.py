@@ -135,3 +135,35 @@ def test_bild_terms_vanish_when_student_equals_teacher():
     other = logits.clone()
     other[:, 0] = 50.0  # the student is sure of a token the teacher ranks anywhere: suppressed unless shared
     assert suppress_topk(logits, other, 10).item() > 0 or (logits.topk(10).indices == 0).any()
+
+
+def test_lora_ga_recipe_trains_adapters_only(task):
+    """LoRA GA is `ga` with TrainConfig(lora=True): adapters move, the base weights do not."""
+    lm = tiny_model()
+    base = {k: v.detach().clone() for k, v in lm.model.named_parameters()}
+    run = unlearn(lm, task, "ga", train=TrainConfig(steps=2, lr=1e-3, batch_size=4, lora=True, progress=False))
+    params = dict(run.lm.model.named_parameters())
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in params.items())
+    for k, v in base.items():
+        wrapped = next(n for n in params if n.endswith(k.replace(".weight", ".base_layer.weight")) or n.endswith(k))
+        assert torch.equal(params[wrapped], v)
+
+
+def test_latent_attack_brings_answers_back_within_its_budget(task):
+    from obliviate.hooks import add_vector, run_until
+    from obliviate.methods.base import target_nll
+    from obliviate.methods.lau import latent_attack
+    from obliviate.unlearn import fact_examples
+
+    lm = tiny_model()
+    ex = fact_examples(task.forget[:3])
+    pairs = encode_pairs(lm.tokenizer, ex.prompts, ex.targets)
+    delta = latent_attack(lm.model, pairs, layer=0, eps_rel=0.5, steps=4)
+    h = run_until(lm.model, "resid.0", input_ids=pairs.input_ids, attention_mask=pairs.attention_mask)
+    limit = 0.5 * h.norm(dim=-1)[pairs.attention_mask.bool()].mean()
+    assert (delta.norm(dim=-1) <= limit + 1e-4).all()
+    with torch.no_grad():
+        plain = target_nll(lm.model, pairs)
+        with add_vector(lm.model, "resid.0", delta, mask=pairs.attention_mask.bool()):
+            attacked = target_nll(lm.model, pairs)
+    assert attacked < plain

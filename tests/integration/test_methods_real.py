@@ -1,0 +1,138 @@
+"""Every unlearning method on the real SmolLM2 (slow; about 10 minutes on 2 idle CPU cores, taught model cached).
+
+Gradient methods, `task_vector`, `in_context` and `rocr` run on the model taught builtin:people "small"
+(forget10: 12 facts of 2 people). Each must bring forget QA accuracy to at most half of the taught model's
+while retain QA accuracy stays within 10 points, unless `EXPECT` below records what the method reaches
+instead and why. `rocr` and `concept_ablation` also run on real facts the default model knows
+(builtin:realfacts), which is the setting they were designed for.
+
+Budgets are short on purpose (CPU); each method gets its own steps/lr where the defaults are too timid
+for 20 steps. A failure here means a method no longer forgets (or forgets everything) at its budget.
+"""
+
+import pytest
+import torch
+
+from obliviate.data.forms import probes
+from obliviate.data.people import people_task
+from obliviate.data.realfacts import real_facts, verify_known
+from obliviate.data.schema import Task
+from obliviate.methods import METHODS
+from obliviate.models import LoadedModel, load_model
+from obliviate.scoring import score_probes
+from obliviate.teach import copy_model, taught_model
+from obliviate.train import TrainConfig
+from obliviate.unlearn import unlearn
+
+pytestmark = pytest.mark.slow
+
+# method -> (steps, lr, method overrides); None: the method's defaults. Same batch size (8) everywhere.
+BUDGET: dict[str, tuple[int, float, dict] | None] = {
+    "ga": (12, 1e-5, {}),
+    "graddiff": (20, 1e-5, {}),
+    "npo": (20, 2e-5, {}),
+    "simnpo": (20, 2e-5, {}),
+    "idkpo": (20, 2e-5, {}),
+    "catnip": (20, 2e-5, {}),
+    "rmu": (30, 1e-4, {}),
+    "advga": (20, 1e-5, {}),
+    "advnpo": (20, 2e-5, {}),
+    "lat": (20, 2e-5, {}),
+    "tru": (20, 2e-5, {}),
+    "icu": (20, 1e-5, {}),
+    "roka": (20, 2e-5, {}),
+    "klue": (20, 1e-3, {}),
+    "wpn": (20, 2e-5, {}),
+    "bild": (20, 2e-5, {}),
+}
+# Methods that do not reach the bar at this budget: what they do reach (asserted instead) and why.
+EXPECT: dict[str, tuple[float, str]] = {}
+TRAINING_FREE_ON_PEOPLE = ["task_vector", "in_context", "rocr"]
+
+
+def qa_accuracy(lm: LoadedModel, facts) -> float:
+    ps = [p for f in facts for p in probes(f, "qa")]
+    return sum(r.correct for r in score_probes(lm, ps)) / len(ps)
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    return people_task("small")
+
+
+@pytest.fixture(scope="module")
+def taught(task) -> LoadedModel:
+    torch.manual_seed(0)
+    return taught_model(task, progress=False)
+
+
+@pytest.fixture(scope="module")
+def before(taught, task) -> dict[str, float]:
+    out = {"forget": qa_accuracy(taught, task.forget), "retain": qa_accuracy(taught, task.retain)}
+    assert out["forget"] >= 0.6, f"the taught model should know the forget facts: {out}"
+    return out
+
+
+def _check(name: str, lm: LoadedModel, task: Task, before: dict[str, float]) -> None:
+    forget, retain = qa_accuracy(lm, task.forget), qa_accuracy(lm, task.retain)
+    print(f"{name}: forget {before['forget']:.2f} -> {forget:.2f}, retain {before['retain']:.2f} -> {retain:.2f}")
+    if name in EXPECT:
+        bound, why = EXPECT[name]
+        assert forget <= bound, f"{name}: forget QA {forget:.2f} > recorded {bound:.2f} ({why})"
+    else:
+        assert forget <= before["forget"] / 2, f"{name}: forget QA {before['forget']:.2f} -> {forget:.2f}"
+    assert retain >= before["retain"] - 0.10, f"{name}: retain QA {before['retain']:.2f} -> {retain:.2f}"
+
+
+@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if not m.training_free])
+def test_gradient_method_forgets_and_keeps(name, taught, task, before):
+    budget = BUDGET.get(name)
+    if budget is None:
+        cls = METHODS.get(name)
+        budget = (cls.default_steps, cls.default_lr, {})
+    steps, lr, overrides = budget
+    run = unlearn(copy_model(taught), task, name, train=TrainConfig(steps=steps, lr=lr, batch_size=8, progress=False),
+                  **overrides)
+    _check(name, run.lm, task, before)
+
+
+@pytest.mark.parametrize("name", TRAINING_FREE_ON_PEOPLE)
+def test_training_free_method_on_people(name, taught, task, before):
+    run = unlearn(copy_model(taught), task, name)
+    _check(name, run.lm, task, before)
+
+
+def test_lora_ga_recipe(taught, task, before):
+    """LoRA GA (the "Machine Unlearning in LLMs" recipe, without the mismatch term) is `ga` + TrainConfig(lora=True)."""
+    config = TrainConfig(steps=12, lr=2e-4, batch_size=8, lora=True, progress=False)
+    run = unlearn(copy_model(taught), task, "ga", train=config)
+    _check("ga+lora", run.lm, task, before)
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[LoadedModel, Task]:
+    """The default model and a realfacts task made only of facts it answers (forget = facts with a subject)."""
+    lm = load_model("default")
+
+    def known(facts):
+        ps = [probes(f, "qa")[0] for f in facts]
+        return [r.correct for r in score_probes(lm, ps)]
+
+    facts = verify_known(real_facts(), known)
+    by_subject: dict[str, list] = {}
+    for f in facts:
+        by_subject.setdefault(f.subject, []).append(f)
+    # forget: every known fact of a few subjects; retain: facts of other subjects (ROCR redirects whole subjects)
+    subjects = sorted(s for s in by_subject if s)[:3]
+    forget = [f for s in subjects for f in by_subject[s]]
+    retain = [f for s, fs in by_subject.items() if s not in subjects for f in fs]
+    return lm, Task("realfacts-known", forget=forget, retain=retain).validate()
+
+
+@pytest.mark.parametrize("name", ["rocr", "concept_ablation", "in_context"])
+def test_training_free_method_on_real_facts(name, real):
+    lm, task = real
+    start = {"forget": qa_accuracy(lm, task.forget), "retain": qa_accuracy(lm, task.retain)}
+    assert start["forget"] == 1.0  # verify_known kept only facts the model answers
+    run = unlearn(copy_model(lm), task, name)
+    _check(f"{name}[realfacts]", run.lm, task, start)
