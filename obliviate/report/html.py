@@ -346,9 +346,10 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
     if files.attacks:
         body = _img(figs, "attacks", "recovery per attack")
         body += "".join(attacks_html(label, a) for label, a in files.attacks.items()) if len(files.attacks) == 1 else ""
-        sections.append(_section("attacks", "Attacks: does it come back?", body,
-                                 "Share of target facts each attack brought back under the same budget; the dashed "
-                                 "line is what plain questions already get. Red bars beat it."))
+        note = ("Share of target facts each attack brought back under the same budget; the dashed line is what "
+                "plain questions already get. Red bars beat it.") if len(files.attacks) == 1 else (
+                "Share of target facts each attack brought back from each model, under the same budget.")
+        sections.append(_section("attacks", "Attacks: does it come back?", body, note))
     if "abstention" in figs:
         sections.append(_section("abstention", "What the model says instead", _img(figs, "abstention", "abstention"),
                                  "Greedy answers to forget questions, sorted into buckets. Refusals are the safe "
