@@ -265,7 +265,7 @@ def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir:
 
 def _copy_provenance(model: ModelSpec, out: Path) -> None:
     """When the model is a run's model/ folder, keep that run's config and history beside the audit."""
-    if isinstance(model, LoadedModel):
+    if isinstance(model, LoadedModel) or not Path(model).is_dir() or Path(model).name != "model":
         return
     run = Path(model).parent
     for name in ("config.json", "history.json"):

@@ -154,7 +154,7 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
     config = config or BenchConfig()
     budget = budget or Budget()
     methods = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
-    names = [] if not attacks else attack_names(None if attacks == "all" else attacks)
+    names = [] if not attacks or attacks == "none" else attack_names(None if attacks == "all" else attacks)
     param, values = parse_sweep(sweep)
     units = _plan(methods, param, values)
     out = Path(out_dir) if out_dir else new_run_dir(prefix="bench")
