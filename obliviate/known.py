@@ -11,21 +11,22 @@ import hashlib
 from obliviate.data.forms import probes
 from obliviate.data.realfacts import real_facts, verify_known
 from obliviate.data.schema import Fact
+from obliviate.metrics.base import EvalConfig
 from obliviate.models import LoadedModel, cache_dir
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import score_probes
 
 
-def answers(lm: LoadedModel, facts: list[Fact], max_new_tokens: int = 16) -> list[bool]:
-    """Whether `lm` answers each fact's QA probe correctly (the card's judge)."""
-    results = score_probes(lm, [probes(f, "qa")[0] for f in facts], max_new_tokens)
+def answers(lm: LoadedModel, facts: list[Fact]) -> list[bool]:
+    """Whether `lm` answers each fact's QA probe correctly (the card's judge and generation budget)."""
+    results = score_probes(lm, [probes(f, "qa")[0] for f in facts], EvalConfig().max_new_tokens)
     return [r.correct for r in results]
 
 
 def known_real_facts(lm: LoadedModel, use_cache: bool = True) -> list[Fact]:
     """The builtin real facts `lm` answers, checked once per model source (a hub id, a path or 'default')."""
     facts = real_facts()
-    ids = hashlib.sha256("|".join(f.id for f in facts).encode()).hexdigest()[:8]
+    ids = hashlib.sha256(("|".join(f.id for f in facts) + f"|{EvalConfig().max_new_tokens}").encode()).hexdigest()[:8]
     path = cache_dir() / "known" / f"{hashlib.sha256(lm.source.encode()).hexdigest()[:12]}-{ids}.json"
     if use_cache and path.exists():
         keep = set(read_json(path)["known"])

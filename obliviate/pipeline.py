@@ -21,6 +21,7 @@ from obliviate.known import known_real_facts
 from obliviate.metrics import EvalConfig
 from obliviate.models import LoadedModel, load_model
 from obliviate.report.console import print_cards
+from obliviate.report.html import render_report
 from obliviate.runs import environment, new_run_dir, write_json
 from obliviate.teach import copy_model, taught_model
 from obliviate.train import TrainConfig
@@ -122,7 +123,7 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     reference = taught_model(task, exclude_forget=True)
     m = make_method(method)
     train = TrainConfig(steps=steps or m.default_steps, lr=m.default_lr)
-    run = unlearn(copy_model(taught), task, m, train=train, out_dir=out)
+    run = unlearn(copy_model(taught), task, m, train=train)
     run.save(out)
     config = EvalConfig()
     cards = {}
@@ -134,7 +135,9 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     seconds = time.perf_counter() - started
     write_json(out / "demo.json", {"task": task_spec, "method": method, "steps": run.steps, "seconds": seconds,
                                    "eval": config.__dict__, "environment": environment()})
-    console.print(f"[green]done[/green] in {seconds / 60:.1f} min → {out} (model/, cards/, config.json, history.json)")
+    report = render_report(out)
+    console.print(f"[green]done[/green] in {seconds / 60:.1f} min → {report} (and model/, cards/, config.json, "
+                  "history.json, report.md)")
     return out
 
 

@@ -47,6 +47,13 @@ class Registry(Generic[T]):
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(self.names())}")
 
+    def name_of(self, obj: T) -> str:
+        """The primary (first registered) name of a registered object."""
+        for key, value in self._items.items():
+            if value is obj:
+                return key
+        raise UnknownNameError(f"{obj!r} is not a registered {self.kind}")
+
     def names(self) -> list[str]:
         """Primary names and aliases, sorted."""
         return sorted(self._items)

@@ -84,7 +84,7 @@ def unlearn(
     `train` defaults to the method's tuned steps and learning rate.
     """
     m = make_method(method, **method_overrides)
-    name = method if isinstance(method, str) else type(m).__name__
+    name = METHODS.name_of(type(m))
     started = time.perf_counter()
     config = {"method": name, "method_config": asdict(m.config), "task": task.name, "model": lm.source,
               "forms": list(forms), "environment": environment()}
