@@ -4,6 +4,8 @@ Everything is built once per session and cached on disk (~/.cache/obliviate), so
 machine pays for teaching. Tests must deep-copy a model (`copy_model`) before changing it.
 """
 
+from pathlib import Path
+
 import pytest
 
 from obliviate.models import load_model
@@ -13,9 +15,13 @@ from obliviate.teach import taught_model
 PEOPLE = "builtin:people:small:forget10"
 
 
+HERE = Path(__file__).parent
+
+
 def pytest_collection_modifyitems(items):
-    for item in items:  # everything in this folder uses the real model
-        item.add_marker(pytest.mark.slow)
+    for item in items:  # the hook sees every test of the session: mark only this folder's, which use the real model
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
