@@ -150,3 +150,19 @@ def test_verdict_flags_a_form_that_still_answers(tmp_path):
 def test_report_needs_a_card(tmp_path):
     with pytest.raises(ConfigError, match="no forget card"):
         render_report(tmp_path)
+
+
+def test_report_of_a_demo_folder(tmp_path):
+    """run_demo's layout: cards/{base,taught,reference,<method>}.json, demo.json, config.json, history.json."""
+    for label, card in (("base", _card("b", 0.0, 0.0)), ("taught", _card("t", 0.9, 0.9)),
+                        ("reference", _card("r", 0.0, 0.9)), ("npo", _card("n", 0.05, 0.85))):
+        card.save(tmp_path / "cards" / f"{label}.json")
+    write_json(tmp_path / "demo.json", {"task": "builtin:people:small:forget10", "method": "npo", "seconds": 12.0})
+    write_json(tmp_path / "config.json", {"method": "npo", "train": {"steps": 20, "lr": 2e-5}})
+    write_json(tmp_path / "history.json", [{"step": 1, "loss": 0.7}, {"step": 2, "loss": 0.6}])
+    html = render_report(tmp_path).read_text()
+    files = read_run(tmp_path)
+    assert list(files.cards) == ["base", "taught", "npo", "reference"] and files.original == "taught"
+    assert "forgot 94 % of forget QA, kept 94 % of retain" in html and "Looks forgotten" in html
+    assert "Attacks" not in html and "Example generations" not in html  # no file, no section
+    assert len(_images(html)) == 2  # trade-off and training loss
