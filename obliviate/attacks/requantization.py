@@ -2,33 +2,53 @@
 
 Gradient unlearning with a small learning rate moves weights by less than a quantization step, so rounding
 them can land back on the original grid point and restore the forgotten answers ("Catastrophic Failure of LLM
-Unlearning via Quantization", Zhang et al., arXiv 2410.16454). We try int8 dynamic quantization (torch, CPU:
-what a deployer would actually run) and, as a second variant, simulated 4-bit per-channel rounding of every
-linear weight (where the paper found most recovery).
+Unlearning via Quantization", Zhang et al., arXiv 2410.16454). By default we round every linear weight to
+int8 and to int4 per-channel grids and run in fp32 (simulated weight quantization: the same weights a
+quantized deployment holds, minus activation rounding). `variants=("int8_dynamic",)` runs torch's real
+dynamic int8 kernels instead; on our 2-core CPU that took minutes per model, so it is opt-in.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 
 import torch
 from torch import nn
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome, judge_groups
 from obliviate.data.forms import probes
+from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
 
-VARIANTS = ("int8_dynamic", "int4_simulated")
+VARIANTS = ("int8", "int4", "int8_dynamic")
+DEFAULT_VARIANTS = ("int8", "int4")
+
+
+@torch.no_grad()
+def _int8_linear(linear: nn.Linear) -> nn.Module:
+    """torch's dynamically quantized linear (int8 weights, activations quantized on the fly), per-channel scales."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    w = linear.weight.detach().float().cpu()
+    scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-8).double()
+    qweight = torch.quantize_per_channel(w, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
+    out = DynamicLinear(linear.in_features, linear.out_features, dtype=torch.qint8)
+    out.set_weight_bias(qweight, None if linear.bias is None else linear.bias.detach().float().cpu())
+    return out
 
 
 def int8_dynamic(lm: LoadedModel) -> LoadedModel:
-    """A CPU copy with every nn.Linear replaced by torch's dynamically quantized int8 linear."""
+    """A CPU copy with every nn.Linear replaced by torch's dynamic int8 linear (fbgemm/x86 kernels).
+
+    Built module by module rather than with `quantize_dynamic`, whose observers took minutes on SmolLM2 here
+    (same kernels, same int8 weights; per-channel symmetric scales, as torch's per-channel dynamic qconfig).
+    """
     model = copy.deepcopy(lm.model).cpu().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-        quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-    return LoadedModel(quantized, lm.tokenizer, f"{lm.source}+int8")
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(parent, name, _int8_linear(child))
+    return LoadedModel(model, lm.tokenizer, f"{lm.source}+int8")
 
 
 @torch.no_grad()
@@ -47,19 +67,26 @@ def fake_quantize(lm: LoadedModel, bits: int = 4) -> LoadedModel:
 @ATTACKS.register("requantization")
 class Requantization(Attack):
     name = "requantization"
-    summary = "quantize the weights (int8 dynamic, simulated int4) and ask the QA questions again"
+    summary = "round the weights to int8 / int4 grids (or torch int8 dynamic) and ask the QA questions again"
     paper = "Catastrophic Failure of LLM Unlearning via Quantization (Zhang et al., arXiv 2410.16454)"
+
+    def __init__(self, variants: tuple[str, ...] = DEFAULT_VARIANTS) -> None:
+        super().__init__()
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown:
+            raise ConfigError(f"requantization: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+        self.variants = tuple(variants)
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         """Recovered if any quantized variant answers the QA question (judged by score_probes)."""
         groups = [probes(f, "qa") for f in ctx.targets]
         best: list[Outcome] | None = None
         rates, skipped = {}, []
-        for variant in VARIANTS:
+        for variant in self.variants:
             if self.out_of_time(ctx):
                 skipped.append(variant)
                 continue
-            quantized = int8_dynamic(lm) if variant == "int8_dynamic" else fake_quantize(lm, 4)
+            quantized = int8_dynamic(lm) if variant == "int8_dynamic" else fake_quantize(lm, int(variant[3:]))
             outcomes = judge_groups(quantized, ctx.targets, groups)
             del quantized
             rates[variant] = sum(o.recovered for o in outcomes) / len(outcomes) if outcomes else 0.0

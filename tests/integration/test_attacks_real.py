@@ -1,0 +1,67 @@
+"""Attacks on the real SmolLM2: they bring back facts a weak unlearning only hid, and nothing the model never knew.
+
+Two runs of every attack under one small budget (module-scoped, ~8 minutes on two CPU cores):
+  * a weakly unlearned taught model (a few GA steps on QA only, original = the taught model): each attack must
+    recover a clearly non-zero share of the forget facts; trace detection must beat chance;
+  * the BASE model on builtin:people forget facts it never knew (original=None, so every forget fact is a
+    target): each attack must recover nothing. This is what catches an attack that leaks the answer.
+"""
+
+import pytest
+
+from obliviate.attacks import ATTACKS, Budget
+from obliviate.redteam import attack, print_report
+from obliviate.teach import copy_model
+from obliviate.train import TrainConfig
+from obliviate.unlearn import unlearn
+
+pytestmark = pytest.mark.slow
+
+BUDGET = Budget(steps=10, samples=2, seconds=90.0, max_facts=12)
+WEAK_GA = TrainConfig(steps=12, lr=1e-5, progress=False)  # GA's default budget: QA forgotten, knowledge still there
+MIN_RECOVERY = 0.15  # "clearly non-zero": at least 2 of the 12 forget facts
+RECOVERING = [name for name, cls in ATTACKS.items() if cls.recovers]
+
+
+# `people` (builtin:people:small:forget10), `taught` and `base` are session fixtures from conftest.py.
+
+
+@pytest.fixture(scope="module")
+def weak_report(people, taught):
+    weak = unlearn(copy_model(taught), people, "ga", train=WEAK_GA).lm
+    report = attack(weak, people, taught, None, BUDGET, progress=False)
+    print_report(report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def base_report(people, base):
+    report = attack(base, people, None, RECOVERING, BUDGET, progress=False)
+    print_report(report)
+    return report
+
+
+def test_weak_unlearning_hides_most_targets(weak_report):
+    assert len(weak_report.targets) >= 6, "the taught model should answer most forget facts"
+    assert weak_report.baseline <= 0.5, "GA should have removed most plain-QA answers"
+
+
+@pytest.mark.parametrize("name", RECOVERING)
+def test_attack_recovers_from_weakly_unlearned_model(weak_report, name):
+    r = weak_report.results[name]
+    assert "error" not in r.details, r.notes
+    assert r.recovery_rate >= MIN_RECOVERY, f"{name}: {r.recovery_rate:.0%} ({r.notes})"
+
+
+def test_trace_detection_beats_chance(weak_report):
+    r = weak_report.results["trace_detection"]
+    assert max(r.details["unrelated_logprobs"], r.details["unrelated_hidden"]) >= 0.7, r.notes
+
+
+@pytest.mark.parametrize("name", RECOVERING)
+def test_attack_recovers_nothing_the_base_model_never_knew(base_report, name):
+    r = base_report.results[name]
+    assert "error" not in r.details, r.notes
+    assert r.outcomes, f"{name} judged no fact"
+    leaked = [(o.fact_id, o.output) for o in r.outcomes if o.recovered]
+    assert not leaked, f"{name} 'recovered' facts the base model never knew: {leaked}"
