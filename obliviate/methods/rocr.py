@@ -13,7 +13,9 @@ Deviations, forced by running offline on small models:
     (`editing.rank_one.generic_corpus`, cached) instead of 100k Wikipedia samples;
   - the null-space threshold is relative to the largest eigenvalue, and the ridge λ to the keys' mean ‖P k‖²
     (the paper's 2e-2 and λ = 1 are absolute values for Llama-3-8B's key scale);
-  - plain-text templates instead of the chat template. Facts without a `subject` are not edited.
+  - plain-text templates instead of the chat template. Facts without a `subject` are not edited;
+  - (addition, AlphaEdit's idea applied to the task) the keys of retain/neighbour subjects are projected out
+    too, so that redirecting "Spain" leaves "Portugal" exactly in place (`protect_kept`).
 The key statistics, projector and solver are the shared rank-one machinery of `obliviate.editing.rank_one`.
 """
 
@@ -39,6 +41,7 @@ class ROCRConfig(MethodConfig):
     replacement: str = "a person"  # the harmless concept s′ the subject is redirected to
     nullspace_threshold: float = 2e-2  # keep key directions whose variance is below this fraction of the largest
     l2: float = 0.1  # ridge λ, relative to the edited keys' mean ‖P k‖² (so 0.1 gives Δk ≈ 0.9·R)
+    protect_kept: bool = True  # also leave the keys of retain/neighbour subjects exactly unchanged
 
     def __post_init__(self) -> None:
         if self.layers and not all(p.strip().lstrip("-").isdigit() for p in self.layers.split(",")):
@@ -77,11 +80,16 @@ class ROCR(Method):
         subjects = sorted({f.subject for f in task.forget if f.subject})
         if not subjects:
             raise ConfigError(f"rocr edits subjects, but no forget fact of task {task.name!r} has a `subject`")
+        kept = sorted({f.subject for f in task.retain + task.neighbours if f.subject} - set(subjects))
         layers = self.edit_layers(lm.model)
         z_layer = layers[-1]
         target = template_mean(lm, [c.replacement], f"resid.{z_layer}")  # (d, 1)
         for i, layer in enumerate(layers):
             projector = nullspace_projector(key_second_moment(lm, layer).moment, c.nullspace_threshold)
+            if c.protect_kept and kept:  # remove the kept subjects' key directions from range(P)
+                u, sv, _ = torch.linalg.svd(projector @ template_mean(lm, kept, f"mlp_in.{layer}"), full_matrices=False)
+                u = u[:, sv > 1e-6 * sv.max()]  # an orthonormal basis of those directions inside range(P)
+                projector = projector - u @ u.T
             keys = template_mean(lm, subjects, f"mlp_in.{layer}")  # (d_ff, n)
             current = template_mean(lm, subjects, f"resid.{z_layer}")  # (d, n)
             resid = (target - current) / (len(layers) - i)  # spread what is left over the remaining blocks
