@@ -129,6 +129,80 @@ def attacks() -> None:
     print_registry(ATTACKS, "attack")
 
 
+@app.command(help="Forget card + attack suite + HTML report in one resumable run (re-run the same command to resume)."
+             + _examples("obliviate audit --model runs/x/model --original taught:builtin:people:small --task builtin:people:small",
+                         "obliviate audit -m runs/x/model --original ./orig -t task.yaml --attacks relearning,form_change --out runs/audit1"))
+def audit(
+    model: ModelOpt,
+    task: TaskOpt,
+    original: Annotated[str | None, typer.Option(help="The model before unlearning.")] = None,
+    reference: Annotated[str | None, typer.Option(help="Exact-unlearning reference model.")] = None,
+    attacks: Annotated[str | None, typer.Option(help="Comma-separated attacks (default: all; 'none' for none).")] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics (default: all that apply).")] = None,
+    max_facts: Annotated[int, typer.Option(help="Facts per split in the card.")] = 60,
+    steps: Annotated[int, typer.Option(help="Attack budget: steps.")] = 20,
+    samples: Annotated[int, typer.Option(help="Attack budget: samples per fact.")] = 8,
+    seconds: Annotated[float, typer.Option(help="Attack budget: seconds per attack.")] = 300.0,
+    attack_facts: Annotated[int, typer.Option(help="Attack budget: target facts.")] = 30,
+    seed: int = 0,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.audit import run_audit_command
+
+    run_audit_command(model, original, task, out, reference, attacks, metrics, max_facts, steps, samples, seconds,
+                      attack_facts, seed)
+
+
+@app.command(help="Unlearn with each method under one budget, evaluate and attack each: one table + plots (resumable)."
+             + _examples("obliviate bench --task builtin:people:small --methods ga,npo,rmu",
+                         "obliviate bench -t builtin:people:small --methods ga,npo --sweep steps=5,10,20 --attacks form_change"))
+def bench(
+    task: TaskOpt,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "ga,graddiff,npo,simnpo",
+    attacks: Annotated[str | None, typer.Option(help="Comma-separated attacks ('all' for every attack; default none).")] = None,
+    sweep: Annotated[str | None, typer.Option(help="A hyperparameter sweep, e.g. steps=5,10,20 or beta=0.05,0.1.")] = None,
+    steps: Annotated[int, typer.Option(help="Unlearning steps for every method (the shared budget).")] = 20,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: each method's tuned value).")] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics (default: forms).")] = None,
+    max_facts: Annotated[int, typer.Option(help="Facts per split in each card.")] = 40,
+    attack_steps: Annotated[int, typer.Option(help="Attack budget: steps.")] = 10,
+    attack_seconds: Annotated[float, typer.Option(help="Attack budget: seconds per attack.")] = 120.0,
+    attack_facts: Annotated[int, typer.Option(help="Attack budget: target facts.")] = 20,
+    seed: int = 0,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.bench import run_bench_command
+
+    run_bench_command(task, methods, attacks, sweep, steps, lr, metrics, max_facts, attack_steps, attack_seconds,
+                      attack_facts, seed, out)
+
+
+@app.command(help="Render report.html (self-contained) and report.md for a run folder (demo, audit or bench)."
+             + _examples("obliviate report runs/demo-20261128-210000"))
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding card(s).")]) -> None:
+    from obliviate.report.html import render_report
+
+    console.print(f"report → {render_report(run_dir)}")
+
+
+@app.command(help="Edit facts in a model (ROME for one edit, MEMIT for several; optional SADR and null-space projection)."
+             + _examples("obliviate edit --model default --edits edits.jsonl --out runs/edited",
+                         "obliviate edit -m default --edits edits.jsonl --sadr-weight 1.0 --out runs/edited-sadr"))
+def edit(
+    model: ModelOpt,
+    edits: Annotated[Path, typer.Option(help="JSONL with subject, prompt, new object per line.")],
+    out: OutOpt = None,
+    layers: Annotated[str, typer.Option(help="Comma-separated MLP layers to edit (default: the package's choice).")] = "",
+    sadr_weight: Annotated[float, typer.Option(help="Weight of the SADR attention-drift regulariser (0: off).")] = 0.0,
+    nullspace_threshold: Annotated[float, typer.Option(help="Project updates off preserved keys (0: off).")] = 0.0,
+    steps: Annotated[int, typer.Option(help="Value-optimisation steps per edit.")] = 25,
+    corpus_file: Annotated[str, typer.Option(help="Text file for key statistics (default: text the model generates).")] = "",
+) -> None:
+    from obliviate.editing.command import run_edit_command
+
+    run_edit_command(model, edits, out, layers, sadr_weight, nullspace_threshold, steps, corpus_file)
+
+
 @app.command(help="List the unlearning methods.")
 def methods() -> None:
     from obliviate.methods import METHODS

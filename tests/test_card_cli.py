@@ -71,7 +71,7 @@ def test_method_overrides_are_checked():
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [["--help"], ["unlearn", "--help"], ["eval", "--help"], ["demo", "--help"]])
+@pytest.mark.parametrize("command", [["--help"], *([c, "--help"] for c in ("unlearn", "eval", "demo", "attack", "audit", "bench", "report", "edit"))])
 def test_help_shows_examples(command):
     result = runner.invoke(app, command)
     assert result.exit_code == 0
