@@ -7,7 +7,9 @@
   the chance baseline the probe reaches without knowing anything. Accuracies in [0, 1]; on forget, lower is
   better, and `forget - holdout` is the knowledge still linearly readable (~0 after real erasure; a model that
   only suppresses its outputs keeps it high). This is the Inside-Out / "geometry of truth" idea with a fixed
-  candidate set instead of sampling. Cost: one forward pass per statement with all hidden states, plus
+  candidate set instead of sampling. `valid` is False when even the retain cross-validation accuracy is
+  under 0.6: then the model under test has no linearly readable truth direction at all (measured on
+  SmolLM2-135M taught builtin:people: retain CV 0.52) and the forget accuracy must not be read as "erased". Cost: one forward pass per statement with all hidden states, plus
   ~10 layers x 3 strengths x 5-fold logistic regressions (milliseconds each).
 - `logit_lens`: the rank of the answer's first token when each layer's residual state at the end of the
   question is read through the final norm and the unembedding (nostalgebraist 2020). Rank 0 = top
@@ -31,6 +33,7 @@ from obliviate.models import LoadedModel
 from obliviate.scoring import hidden_states
 
 MAX_CANDIDATE_LAYERS = 10
+VALID_CV = 0.6  # below this the probe cannot read truth even on retain, so its forget accuracy means nothing
 PROBE_CS = (0.01, 0.1, 1.0)  # L2 strengths tried: a few hundred examples against a few hundred dimensions
 
 
@@ -87,7 +90,8 @@ class TruthProbe(Metric):
             if y:
                 tests[split] = (states[:, layer].numpy(), y)
         acc = probe_accuracy(train_states[:, layer].numpy(), train_y, tests, c)
-        out = {"layer": layer, "c": c, "retain_cv": scores[layer, c], **acc, "n_train": len(train_y),
+        out = {"layer": layer, "c": c, "retain_cv": scores[layer, c], "valid": scores[layer, c] >= VALID_CV,
+               **acc, "n_train": len(train_y),
                "n_forget": len(tests["forget"][1])}
         if "holdout" in acc:
             out["readable_above_chance"] = acc["forget"] - acc["holdout"]
