@@ -19,9 +19,7 @@ import torch
 def cases_for(name: str, n: int, seed: int, relations: tuple[str, ...] = ()):
     """(model, cases) for "people" (the taught model, forget+retain facts) or "realfacts" (the base model)."""
     from obliviate.data.people import people_task
-    from obliviate.data.realfacts import realfacts_task
-    from obliviate.editing.metrics import make_cases
-    from obliviate.known import known_real_facts
+    from obliviate.editing.metrics import make_cases, realfacts_cases
     from obliviate.models import load_model
     from obliviate.teach import taught_model
 
@@ -31,11 +29,7 @@ def cases_for(name: str, n: int, seed: int, relations: tuple[str, ...] = ()):
         return lm, make_cases(task, task.forget + task.retain, n, seed, relations=relations)
     if name == "realfacts":
         lm = load_model("default")
-        task = realfacts_task(known_real_facts(lm))
-        facts = [f for split in ("forget", "retain", "neighbours", "holdout") for f in task.split(split)]
-        task.retain += task.holdout  # every known fact may be probed for side effects
-        task.holdout = []
-        return lm, make_cases(task, facts, n, seed, relations=relations)
+        return lm, realfacts_cases(lm, n, seed, relations)
     raise SystemExit(f"unknown task {name!r}; use people or realfacts")
 
 

@@ -204,6 +204,7 @@ def evaluate_edits(lm: LoadedModel, cases: list[EditCase], config, stats=None) -
             result.undo()
         row["seconds"] = result.seconds
         row["nll"] = result.nll[0]
+        row["drift_share"] = result.drift_share[0] if result.drift_share else 0.0
         row["fact"] = case.fact.id
         row["new_object"] = case.new_object
         rows.append(row)
@@ -211,3 +212,21 @@ def evaluate_edits(lm: LoadedModel, cases: list[EditCase], config, stats=None) -
     summary = aggregate(rows)
     summary["seconds_per_edit"] = sum(seconds) / len(seconds) if seconds else None
     return {"summary": summary, "rows": rows}
+
+
+def realfacts_cases(lm: LoadedModel, n: int, seed: int = 0, relations: tuple[str, ...] = ()) -> list[EditCase]:
+    """Cases on builtin:realfacts: edit facts `lm` knows; probe side effects on *all* real facts.
+
+    Small models know few facts (SmolLM2-135M: ~30 of 80), and rarely two of one subject, so the relation and
+    distract probes come from every fact; only those the model got right before count (see `score_before`),
+    and `leak` needs no prior knowledge at all.
+    """
+    from obliviate.data.realfacts import real_facts, realfacts_task
+    from obliviate.known import known_real_facts
+
+    known = {f.id for f in known_real_facts(lm)}
+    task = realfacts_task(real_facts())
+    task.retain += task.holdout  # every fact may be probed for side effects
+    task.holdout = []
+    facts = [f for split in ("forget", "retain", "neighbours") for f in task.split(split) if f.id in known]
+    return make_cases(task, facts, n, seed, relations=relations)

@@ -5,12 +5,10 @@ Budget: a few minutes on 2 CPU cores (key statistics are cached on disk after th
 
 import pytest
 
-from obliviate.data.realfacts import realfacts_task
 from obliviate.editing import EditConfig, SADRConfig
-from obliviate.editing.metrics import evaluate_edits, make_cases
+from obliviate.editing.metrics import evaluate_edits, make_cases, realfacts_cases
 from obliviate.editing.rank_one import key_second_moment
 from obliviate.editing.rome import default_layers
-from obliviate.known import known_real_facts
 
 N_EDITS = 4
 STEPS = 20
@@ -18,12 +16,8 @@ STEPS = 20
 
 @pytest.fixture(scope="module")
 def realfact_cases(base):
-    task = realfacts_task(known_real_facts(base))
-    facts = [f for split in ("forget", "retain", "neighbours", "holdout") for f in task.split(split)]
-    task.retain += task.holdout
-    task.holdout = []
-    # Subjects with several known relations (France: capital + language ...) exercise the relation probes.
-    return make_cases(task, facts, N_EDITS, seed=0, relations=("capital", "language", "currency"))
+    # Country relations: their subjects have other facts (capital, currency, language) for the relation probes.
+    return realfacts_cases(base, N_EDITS, seed=0, relations=("capital", "language", "currency"))
 
 
 @pytest.fixture(scope="module")
