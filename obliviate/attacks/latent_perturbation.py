@@ -74,14 +74,17 @@ class LatentPerturbation(Attack):
         groups = [probes(f, "qa") for f in ctx.targets]
         best: list[Outcome] | None = None
         per_scale = {}
+        stopped = False
         for scale in SCALES[: max(1, ctx.budget.samples)]:
-            if self.out_of_time(ctx):
+            if per_scale and self.out_of_time(ctx):  # the first scale always runs
+                stopped = True
                 break
             with add_vector(lm.model, f"resid.{layer}", (direction * scale * norm).to(lm.device)):
                 outcomes = judge_groups(lm, ctx.targets, groups)
             per_scale[str(scale)] = sum(o.recovered for o in outcomes) / len(outcomes)
             best = outcomes if best is None else [b if b.recovered else o for b, o in zip(best, outcomes)]
         best = best or [Outcome(f.id, False) for f in ctx.targets]
-        notes = f"probe at layer {layer}: train accuracy {probe.score(x, y):.0%}, calls {target_known:.0%} of targets known"
+        notes = (f"probe at layer {layer}: train accuracy {probe.score(x, y):.0%}, calls {target_known:.0%} of targets "
+                 f"known{'; stopped at the time budget' if stopped else ''}")
         return self.result(ctx, best, notes, layer=layer, probe_train_accuracy=float(probe.score(x, y)),
                            probe_known_share=target_known, per_scale=per_scale)

@@ -83,7 +83,7 @@ class Requantization(Attack):
         best: list[Outcome] | None = None
         rates, skipped = {}, []
         for variant in self.variants:
-            if self.out_of_time(ctx):
+            if rates and self.out_of_time(ctx):  # the first variant always runs
                 skipped.append(variant)
                 continue
             quantized = int8_dynamic(lm) if variant == "int8_dynamic" else fake_quantize(lm, int(variant[3:]))

@@ -17,7 +17,7 @@ from obliviate.unlearn import unlearn
 
 pytestmark = pytest.mark.slow
 
-BUDGET = Budget(steps=10, samples=2, seconds=90.0, max_facts=12)
+BUDGET = Budget(steps=10, samples=2, seconds=300.0, max_facts=12)
 WEAK_GA = TrainConfig(steps=12, lr=1e-5, progress=False)  # GA's default budget: QA forgotten, knowledge still there
 MIN_RECOVERY = 0.15  # "clearly non-zero": at least 2 of the 12 forget facts
 RECOVERING = [name for name, cls in ATTACKS.items() if cls.recovers]
@@ -51,6 +51,11 @@ def test_attack_recovers_from_weakly_unlearned_model(weak_report, name):
     r = weak_report.results[name]
     assert "error" not in r.details, r.notes
     assert r.recovery_rate >= MIN_RECOVERY, f"{name}: {r.recovery_rate:.0%} ({r.notes})"
+
+
+def test_worst_case_beats_plain_questions(weak_report):
+    worst, rate = weak_report.worst_case
+    assert rate > weak_report.baseline, f"no attack beat plain QA ({weak_report.baseline:.0%}); best {worst} {rate:.0%}"
 
 
 def test_trace_detection_beats_chance(weak_report):
