@@ -54,20 +54,22 @@ def encode_pairs(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_
         raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
     prompt_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
     target_ids = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
-    rows, masks = [], []
-    for p, t in zip(prompt_ids, target_ids):
-        p = p[-max(1, max_length - len(t)) :]
-        rows.append(p + t)
-        masks.append([False] * len(p) + [True] * len(t))
-    width = max(len(r) for r in rows)
+    prompt_ids = [p[-max(1, max_length - len(t)) :] for p, t in zip(prompt_ids, target_ids)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    return pairs_from_ids(prompt_ids, target_ids, pad)
+
+
+def pairs_from_ids(prompt_ids: Sequence[list[int]], target_ids: Sequence[list[int]], pad_id: int) -> EncodedPairs:
+    """Right-padded prompt+target batch from token ids (what `encode_pairs` builds from text)."""
+    rows = [list(p) + list(t) for p, t in zip(prompt_ids, target_ids)]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     target_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (r, m) in enumerate(zip(rows, masks)):
+    for i, (r, t) in enumerate(zip(rows, target_ids)):
         input_ids[i, : len(r)] = torch.tensor(r)
         attention[i, : len(r)] = 1
-        target_mask[i, : len(m)] = torch.tensor(m)
+        target_mask[i, len(r) - len(t) : len(r)] = True
     return EncodedPairs(input_ids, attention, target_mask)
 
 

@@ -15,7 +15,7 @@ import torch
 
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
-from obliviate.scoring import EncodedPairs, selective_log_softmax
+from obliviate.scoring import EncodedPairs, pairs_from_ids, selective_log_softmax
 from obliviate.train import TrainContext
 
 REFUSALS = (
@@ -64,17 +64,8 @@ def target_ids(pairs: EncodedPairs) -> list[list[int]]:
 
 
 def build_pairs(prompts: list[list[int]], targets: list[list[int]], pad_id: int, device) -> EncodedPairs:
-    """Right-padded prompt+target batch from token ids (what `encode_pairs` builds from text)."""
-    rows = [p + t for p, t in zip(prompts, targets)]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    tmask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (r, t) in enumerate(zip(rows, targets)):
-        ids[i, : len(r)] = torch.tensor(r)
-        attn[i, : len(r)] = 1
-        tmask[i, len(r) - len(t) : len(r)] = True
-    return EncodedPairs(ids, attn, tmask).to(device)
+    """Right-padded prompt+target batch from token ids, on `device`."""
+    return pairs_from_ids(prompts, targets, pad_id).to(device)
 
 
 def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> EncodedPairs:
