@@ -340,9 +340,12 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
                              "The same facts asked in every form. Forgetting that only holds for the trained "
                              "wording (QA) shows up as green QA and red elsewhere."))
     if "pareto" in figs:
+        ref_note = " The reference (★) never saw the forget set." if files.reference else ""
+        curves = " A sweep draws one curve per method." if files.bench and any(
+            r.get("sweep_value") is not None for r in files.bench["rows"]) else ""
         sections.append(_section("pareto", "Forgetting vs utility", _img(figs, "pareto", "forgetting vs utility"),
                                  "Each point is one model. Top right is ideal: nothing of the forget set, "
-                                 "everything else kept. The reference (★) never saw the forget set."))
+                                 f"everything else kept.{ref_note}{curves}"))
     if files.attacks:
         body = _img(figs, "attacks", "recovery per attack")
         body += "".join(attacks_html(label, a) for label, a in files.attacks.items()) if len(files.attacks) == 1 else ""
