@@ -2,7 +2,7 @@
 
 - `probe` (truth probe): a logistic-regression probe reads "true or false?" from the residual stream at the
   last token of each true/false statement (e.g. "Mara Quill was born in Velmora."). It is trained on the
-  *retain* facts' statements of the model under test, the layer and L2 strength chosen by cross-validation on retain only,
+  *retain* facts' statements of the model under test, the layer and L2 strength chosen by cross-validation on retain only (folds split by person),
   then tested on the forget facts' statements. Holdout statements (facts never taught, same templates) give
   the chance baseline the probe reaches without knowing anything. Accuracies in [0, 1]; on forget, lower is
   better, and `forget - holdout` is the knowledge still linearly readable (~0 after real erasure; a model that
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -37,14 +37,19 @@ VALID_CV = 0.6  # below this the probe cannot read truth even on retain, so its 
 PROBE_CS = (0.01, 0.1, 1.0)  # L2 strengths tried: a few hundred examples against a few hundred dimensions
 
 
-def statement_states(lm: LoadedModel, ctx: EvalContext, split: str) -> tuple[torch.Tensor, list[int]]:
-    """(states (N, n_layers + 1, H), labels 1 = true) of every true/false statement of a split (cached)."""
+def _group(fact) -> str:
+    """Cross-validation group: the person when the task tags one (facts about one person share features)."""
+    return next((t for t in fact.tags if t.startswith("person:")), fact.id)
+
+
+def statement_states(lm: LoadedModel, ctx: EvalContext, split: str) -> tuple[torch.Tensor, list[int], list[str]]:
+    """(states (N, n_layers + 1, H), labels 1 = true, CV groups) of every true/false statement of a split (cached)."""
     key = ("statement_states", id(lm.model), split)
     if key not in ctx.cache:
-        statements = [s for f in ctx.facts(split) for s in f.statements]
-        states = hidden_states(lm, [s.text for s in statements], batch_size=ctx.config.batch_size) if statements \
+        pairs = [(s, _group(f)) for f in ctx.facts(split) for s in f.statements]
+        states = hidden_states(lm, [s.text for s, _ in pairs], batch_size=ctx.config.batch_size) if pairs \
             else torch.empty(0)
-        ctx.cache[key] = (states, [int(s.is_true) for s in statements])
+        ctx.cache[key] = (states, [int(s.is_true) for s, _ in pairs], [g for _, g in pairs])
     return ctx.cache[key]
 
 
@@ -75,18 +80,19 @@ class TruthProbe(Metric):
         return has[0] >= 8 and has[1] >= 1
 
     def compute(self, lm, ctx):
-        train_states, train_y = statement_states(lm, ctx, "retain")
-        folds = min(5, min(train_y.count(0), train_y.count(1)))
+        train_states, train_y, groups = statement_states(lm, ctx, "retain")
+        folds = min(5, train_y.count(0), train_y.count(1), len(set(groups)))
         if folds < 2:
-            return {"skipped": "retain statements need both true and false examples"}
-        cv = StratifiedKFold(folds, shuffle=True, random_state=ctx.config.seed)
+            return {"skipped": "retain statements need both true and false examples about 2+ subjects"}
+        # Folds split by person, like the retain -> forget transfer the probe is used for.
+        cv = StratifiedGroupKFold(folds, shuffle=True, random_state=ctx.config.seed)
         scores = {(layer, c): float(cross_val_score(make_probe(c), train_states[:, layer].numpy(), train_y,
-                                                    cv=cv).mean())
+                                                    groups=groups, cv=cv).mean())
                   for layer in candidate_layers(train_states.shape[1]) for c in PROBE_CS}
         layer, c = max(scores, key=scores.get)
         tests = {}
         for split in ("forget", "holdout"):
-            states, y = statement_states(lm, ctx, split)
+            states, y, _ = statement_states(lm, ctx, split)
             if y:
                 tests[split] = (states[:, layer].numpy(), y)
         acc = probe_accuracy(train_states[:, layer].numpy(), train_y, tests, c)
