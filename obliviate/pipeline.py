@@ -12,6 +12,7 @@ from accelerate import PartialState
 from rich.console import Console
 from rich.table import Table
 
+from obliviate.audit import add_examples
 from obliviate.card import Card, evaluate
 from obliviate.data import tasks as task_registry
 from obliviate.data.realfacts import real_facts, realfacts_task
@@ -131,6 +132,7 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
         console.print(f"evaluating {label} …")
         cards[label] = evaluate(lm, task, ["forms"], reference=reference, original=taught, config=config)
         cards[label].save(out / "cards" / f"{label}.json")
+        add_examples(out / "generations.json", label, lm, task, taught)
     print_cards(cards)
     seconds = time.perf_counter() - started
     write_json(out / "demo.json", {"task": task_spec, "method": method, "steps": run.steps, "seconds": seconds,
