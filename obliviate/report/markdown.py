@@ -137,6 +137,7 @@ class Verdict:
     worst: tuple[str | None, float] | None = None  # (attack, recovery rate) from attacks.json
     baseline: float | None = None
     leak: tuple[str, float, float] | None = None  # (form, accuracy, reference accuracy) of the leakiest form
+    neighbours_kept: float | None = None  # unlearned / original QA accuracy on the neighbour split
     level: str = "mixed"  # good / mixed / bad
     headline: str = ""
     judgement: str = ""
@@ -169,6 +170,8 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     kept_before = qa_accuracy(orig, v.keep_split) if orig and v.keep_split else None
     if v.keep_split and not (orig and not kept_before):
         v.kept = _ratio(qa_accuracy(card, v.keep_split), kept_before)
+    if v.keep_split != "neighbours" and orig and qa_accuracy(orig, "neighbours"):
+        v.neighbours_kept = _ratio(qa_accuracy(card, "neighbours"), qa_accuracy(orig, "neighbours"))
     attacks = files.attacks.get(label)
     if attacks:
         worst = attacks.get("worst_case", {})
@@ -191,6 +194,8 @@ def verdict(files: RunFiles, label: str) -> Verdict:
         parts.append(f"kept {pct(v.kept)} of {v.keep_split}")
     elif v.keep_split:
         parts.append(f"{v.keep_split} QA accuracy {pct(qa_accuracy(card, v.keep_split))}")
+    if v.neighbours_kept is not None:
+        parts.append(f"{pct(v.neighbours_kept)} of neighbours")
     head = ", ".join(parts)
     if v.worst:
         head += f"; worst attack recovered {pct(v.worst[1])}" + (f" ({v.worst[0]})" if v.worst[0] else "")
@@ -215,6 +220,10 @@ def _judge(v: Verdict) -> tuple[str, str]:
                        f"the original knew. The knowledge is still in the weights.")
     if v.forgot < 0.85:
         return "mixed", "Partly forgotten: the model still answers some of the forget questions."
+    if v.neighbours_kept is not None and v.neighbours_kept < 0.8:
+        return "mixed", (f"Forgotten, but related facts went with it: the model lost {pct(1 - v.neighbours_kept)} of "
+                         "what it knew about the neighbours (facts sharing entities with the forget set), which "
+                         "had to stay. Try fewer steps or a method that protects neighbours.")
     if v.leak:
         form, acc, ref = v.leak
         return "mixed", (f"Forgotten in the trained wording only: the {form} form still answers {pct(acc)} "
