@@ -57,7 +57,8 @@ def run_edit_command(model: str, edits: str | Path, out: str | Path | None = Non
 
     >>> # obliviate edit --model default --edits edits.jsonl --out runs/edited --sadr-weight 1
     """
-    from obliviate.models import load_model, save_model
+    from obliviate.models import save_model
+    from obliviate.pipeline import resolve_model
     from obliviate.runs import environment, new_run_dir, write_json
     from obliviate.scoring import answer_probability, generate
 
@@ -65,7 +66,7 @@ def run_edit_command(model: str, edits: str | Path, out: str | Path | None = Non
     layer_list = tuple(int(p) for p in layers.split(",")) if layers else ()
     config = EditConfig(layers=layer_list, steps=steps, nullspace_threshold=nullspace_threshold,
                         corpus_file=corpus_file, sadr=SADRConfig(weight=sadr_weight) if sadr_weight > 0 else None)
-    lm = load_model(model)
+    lm = resolve_model(model)  # 'default', a dir, a hub id, or taught:<task> / reference:<task>
     prompts = [p.format(r.subject) for r in requests for p in r.prompts]
     news = [" " + r.target_new.strip() for r in requests for _ in r.prompts]
     before = answer_probability(lm, prompts, news)
