@@ -92,6 +92,7 @@ class TrainContext:
 
     model: torch.nn.Module
     config: TrainConfig
+    tokenizer: Any = None  # for methods that build their own targets (refusals, reasoning traces)
     reference_logits: Callable[[EncodedPairs], torch.Tensor] | None = None
 
 
@@ -262,7 +263,7 @@ def run_training(
     start, history = 0, []
     if out_dir is not None and resume:
         start, history = _load_checkpoint(Path(out_dir), accelerator.unwrap_model(model), optimizer)
-    ctx = TrainContext(model, config, reference)
+    ctx = TrainContext(model, config, lm.tokenizer, reference)
     micro = config.batch_size // config.grad_accum
     rank, world = accelerator.process_index, accelerator.num_processes
     bar = tqdm(total=config.steps, initial=start, desc=description,

@@ -78,7 +78,7 @@ def test_idkpo_loss_is_log2_at_start(task):
     ex = fact_examples(task.forget[:3])
     pairs = encode_pairs(lm.tokenizer, ex.prompts, ex.targets)
     ref = reference_logprobs(lm.model, lm.tokenizer, ex, 128)
-    ctx = TrainContext(lm.model, TrainConfig(), lambda p: lm.model(input_ids=p.input_ids,
+    ctx = TrainContext(lm.model, TrainConfig(), lm.tokenizer, lambda p: lm.model(input_ids=p.input_ids,
                                                                    attention_mask=p.attention_mask).logits)
     loss, _ = method.loss(ctx, TrainBatch(pairs, None, ref, 0))
     assert loss.item() == pytest.approx(math.log(2), abs=1e-4)

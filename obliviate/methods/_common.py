@@ -8,13 +8,11 @@
 
 from __future__ import annotations
 
-import gc
 import zlib
 
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.models import LoadedModel
 from obliviate.scoring import EncodedPairs, pairs_from_ids, selective_log_softmax
 from obliviate.train import TrainContext
 
@@ -31,25 +29,10 @@ REFUSALS = (
 
 
 def tokenizer_of(ctx: TrainContext):
-    """The tokenizer of the model being trained.
-
-    `TrainContext` does not carry the tokenizer (yet); until it does, find the `LoadedModel` that
-    `run_training` holds for this model (also through PEFT/accelerate wrappers). A `ctx.tokenizer` attribute,
-    when the spine adds one, wins.
-    """
-    tok = getattr(ctx, "tokenizer", None)
-    if tok is not None:
-        return tok
-    model = ctx.model
-    candidates = [model, getattr(model, "module", None)]
-    if hasattr(model, "get_base_model"):
-        candidates.append(model.get_base_model())
-    for m in filter(None, candidates):
-        for holder in gc.get_referrers(m):
-            if isinstance(holder, LoadedModel):
-                return holder.tokenizer
-    raise ConfigError("this method needs the tokenizer but found no LoadedModel holding the model; "
-                      "run it through obliviate.unlearn / run_training")
+    """The tokenizer of the model being trained (run_training puts it in the context)."""
+    if ctx.tokenizer is None:
+        raise ConfigError("this method needs the tokenizer; run it through obliviate.unlearn / run_training")
+    return ctx.tokenizer
 
 
 def prompt_ids(pairs: EncodedPairs) -> list[list[int]]:
