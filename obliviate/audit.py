@@ -28,9 +28,8 @@ from rich.console import Console
 from obliviate.attacks import AttackResult, Budget, Outcome
 from obliviate.data.forms import probes
 from obliviate.data.schema import Fact, Task
-from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
-from obliviate.runs import environment, new_run_dir, read_json, write_json
+from obliviate.runs import environment, new_run_dir, read_json, same_inputs_or_fail, write_json
 from obliviate.scoring import score_probes
 
 ModelSpec = str | LoadedModel
@@ -197,13 +196,7 @@ def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir:
     inputs = {"model": _spec(model), "original": _spec(original), "reference": _spec(reference),
               "task": _spec(task), "config": asdict(config)}
     manifest = {**inputs, "environment": environment()}
-    if (out / "audit.json").exists():
-        before = read_json(out / "audit.json")
-        changed = [k for k in inputs if before.get(k) != inputs[k]]
-        if changed:
-            raise ConfigError(f"{out} holds an audit with other inputs ({', '.join(changed)} differ); "
-                              "pass a new out_dir or delete the folder to start again")
-        manifest = {**before, **manifest}
+    manifest = {**same_inputs_or_fail(out / "audit.json", inputs, "audit"), **manifest}
     write_json(out / "audit.json", manifest)
     _copy_provenance(model, out)
 

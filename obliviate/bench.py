@@ -29,7 +29,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
 from obliviate.report.markdown import bench_markdown, keep_split, qa_accuracy
-from obliviate.runs import environment, new_run_dir, read_json, write_json
+from obliviate.runs import environment, new_run_dir, read_json, same_inputs_or_fail, write_json
 from obliviate.train import TrainConfig
 
 
@@ -169,12 +169,7 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
     inputs = {"task": _spec(task), "methods": methods, "attacks": names, "budget": asdict(budget),
               "sweep": {param: values} if param else None, "config": asdict(config),
               "original": _spec(original), "reference": _spec(reference)}
-    if (out / "inputs.json").exists():
-        before = read_json(out / "inputs.json")
-        changed = [k for k in inputs if before.get(k) != inputs[k]]
-        if changed:
-            raise ConfigError(f"{out} holds a bench with other inputs ({', '.join(changed)} differ); "
-                              "pass a new out_dir or delete the folder")
+    same_inputs_or_fail(out / "inputs.json", inputs, "bench")
     write_json(out / "inputs.json", inputs)
 
     cache: dict[str, Any] = {}

@@ -44,3 +44,21 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def same_inputs_or_fail(path: str | Path, inputs: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Before resuming into a folder: the inputs recorded at `path` (if any) must equal `inputs`.
+
+    Returns what was recorded ({} for a new run); raises ConfigError naming the keys that differ.
+    """
+    from obliviate.errors import ConfigError
+
+    path = Path(path)
+    if not path.exists():
+        return {}
+    before = read_json(path)
+    changed = [k for k in inputs if before.get(k) != inputs[k]]
+    if changed:
+        raise ConfigError(f"{path.parent} holds a {kind} with other inputs ({', '.join(changed)} differ); "
+                          "pass a new out_dir or delete the folder to start again")
+    return before
