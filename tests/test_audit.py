@@ -1,5 +1,11 @@
 """audit: an interrupted audit resumes from its finished stages and gives the same numbers as an uninterrupted one."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 import obliviate.redteam as redteam
@@ -58,3 +64,46 @@ def test_audit_refuses_to_resume_with_other_inputs(tmp_path):
                                          '"task": "people:test:forget10", "config": {}}')
     with pytest.raises(ConfigError, match="config differ"):
         audit(tiny_model(), None, people_task("test"), tmp_path, config=CONFIG, progress=False)
+
+
+# Run the real CLI in a child process whose second attack blocks, so the parent can SIGKILL it at a known stage:
+# no `finally`, no atexit, whatever was half-written stays on disk.
+_BLOCKING_CHILD = """
+import sys, time
+import obliviate.redteam as redteam
+real_attack = redteam.attack
+def attack(lm, task, original, attacks, *args, **kwargs):
+    if attacks == ["in_context"]:
+        time.sleep(600)
+    return real_attack(lm, task, original, attacks, *args, **kwargs)
+redteam.attack = attack
+from obliviate.cli import main
+sys.argv = ["obliviate", *sys.argv[1:]]
+main()
+"""
+AUDIT_ARGS = ["audit", "-m", "tiny", "-t", "builtin:people:test", "--attacks", "form_change,in_context",
+              "--metrics", "forms", "--max-facts", "2", "--attack-facts", "2"]
+
+
+def test_audit_killed_with_sigkill_resumes_with_identical_numbers(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out, fresh = tmp_path / "audit", tmp_path / "fresh"
+    child = subprocess.Popen([sys.executable, "-c", _BLOCKING_CHILD, *AUDIT_ARGS, "--out", str(out)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first_attack, deadline = out / "attacks" / "form_change.json", time.monotonic() + 120
+    while not first_attack.exists():
+        assert child.poll() is None, f"the audit ended before the kill: {child.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "the audit never finished its first attack"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    assert not (out / "attacks" / "in_context.json").exists() and not (out / "report.html").exists()
+    stamp = first_attack.stat().st_mtime_ns
+
+    for folder in (out, fresh):  # resume the killed run; make an uninterrupted one with the same command
+        done = subprocess.run([sys.executable, "-m", "obliviate", *AUDIT_ARGS, "--out", str(folder)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert first_attack.stat().st_mtime_ns == stamp, "the finished attack was redone"
+    assert (out / "report.html").exists()
+    assert _numbers(out) == _numbers(fresh)
