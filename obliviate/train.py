@@ -49,6 +49,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = no checkpoints
     check_every: int = 0  # call the stop check every N steps (0 = never)
     collapse_loss: float = 1e4  # |loss| above this (or NaN) stops the run as collapsed
+    gibberish_every: int = 10  # every N steps, greedy answers to 4 retain prompts; 0 = never
+    gibberish_share: float = 0.75  # this share of them being gibberish stops the run as collapsed
     ignore_k: float = 0.0  # drop this fraction of the largest per-parameter updates at the end (update pruning)
     progress: bool = True
 
@@ -193,6 +195,21 @@ def _load_checkpoint(out_dir: Path, model: torch.nn.Module, optimizer) -> tuple[
     return progress["step"], progress["history"]
 
 
+def _retain_prompts(forget: Examples, retain: Examples | None, n: int = 4) -> list[str]:
+    """The prompts whose answers the gibberish watch reads: the first retain prompts (forget ones without retain)."""
+    return list((retain or forget).prompts[:n])
+
+
+def _gibberish(lm: LoadedModel, prompts: list[str]) -> tuple[float, str]:
+    """Share of greedy answers to `prompts` that are not language, and one such answer."""
+    from obliviate.metrics._text import is_gibberish  # imported late: the metrics package imports training code
+    from obliviate.scoring import generate
+
+    outputs = generate(lm, prompts, max_new_tokens=12)
+    bad = [o for o in outputs if is_gibberish(o)]
+    return len(bad) / len(outputs), (bad[0] if bad else "")
+
+
 def _prune_updates(model: torch.nn.Module, before: dict[str, torch.Tensor], fraction: float) -> None:
     """Update pruning ('ignore-k'): undo the largest `fraction` of each tensor's weight changes.
 
@@ -270,6 +287,18 @@ def run_training(
                disable=not config.progress or not accelerator.is_main_process)
     stopped_early = False
     step = start
+
+    def in_eval_mode(check: Callable[[LoadedModel], Any]) -> Any:
+        """Run a check on the model being trained, in eval mode, then go back to training."""
+        model.eval()
+        try:
+            return check(LoadedModel(accelerator.unwrap_model(model), lm.tokenizer, lm.source))
+        finally:
+            model.train()
+
+    watch = _retain_prompts(forget, retain) if config.gibberish_every and start < config.steps else []
+    if watch and in_eval_mode(lambda m: _gibberish(m, watch))[0] >= 0.5:
+        watch = []  # the model did not answer in language before training (a random test model): nothing to watch
     for step in range(start, config.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
@@ -311,12 +340,16 @@ def run_training(
                 _save_checkpoint(Path(out_dir), done, accelerator.unwrap_model(model), optimizer, history)
             accelerator.wait_for_everyone()
         if stop_check is not None and config.check_every and done % config.check_every == 0 and done < config.steps:
-            model.eval()
-            stop = stop_check(LoadedModel(accelerator.unwrap_model(model), lm.tokenizer, lm.source))
-            model.train()
-            if stop:
+            if in_eval_mode(stop_check):
                 stopped_early = True
                 break
+        if watch and done % config.gibberish_every == 0:
+            share, example = in_eval_mode(lambda m: _gibberish(m, watch))
+            if share >= config.gibberish_share:
+                raise TrainingCollapseError(
+                    f"{description}: at step {done}, {share:.0%} of the greedy answers to retain prompts are "
+                    f"gibberish (e.g. {example!r}); the run collapsed. Lower lr or steps, or add a retain term."
+                )
     bar.close()
     model = accelerator.unwrap_model(model)
     if before is not None:

@@ -100,3 +100,19 @@ def test_bad_config_is_rejected(bad):
 def test_warmup_schedule():
     c = TrainConfig(lr=1.0, warmup_steps=4)
     assert [lr_at(s, c) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_gibberish_answers_stop_the_run():
+    """A model that answered in words and now answers in noise has collapsed, even with a finite loss."""
+    from obliviate.train import _gibberish
+
+    lm = run_training(tiny_model(seed=0), sft, DATA, config=TrainConfig(steps=40, lr=3e-3, batch_size=3,
+                                                                        progress=False)).lm
+    assert _gibberish(lm, DATA.prompts)[0] < 0.5, "the taught tiny model should answer in words"
+
+    def ascent(ctx, batch):
+        return -target_nll(ctx.model, batch.forget), {}
+
+    config = TrainConfig(steps=20, lr=0.05, batch_size=3, gibberish_every=2, collapse_loss=1e9, progress=False)
+    with pytest.raises(TrainingCollapseError, match="gibberish"):
+        run_training(lm, ascent, DATA, config=config)
