@@ -177,6 +177,35 @@ def bench(
                       attack_facts, seed, out)
 
 
+@app.command(help="RESTOR: corrupt known facts with wrong objects, unlearn the corruption, report how much of the "
+             "true knowledge comes back (recovery); writes restor.json."
+             + _examples("obliviate restor --model default --task builtin:realfacts --method ga",
+                         "obliviate restor -m taught:builtin:people:small -t builtin:people:small --method npo --steps 10"))
+def restor(
+    model: ModelOpt = "default",
+    task: TaskOpt = "builtin:realfacts",
+    method: Annotated[str, typer.Option(help="Unlearning method applied to the corruption.")] = "ga",
+    n_corrupt: Annotated[int, typer.Option(help="Known facts taught a wrong object.")] = 8,
+    n_context: Annotated[int, typer.Option(help="Known facts about other subjects taught correctly alongside.")] = 16,
+    corrupt_epochs: Annotated[float, typer.Option(help="Epochs of the corrupting fine-tune.")] = 10.0,
+    corrupt_lr: Annotated[float, typer.Option(help="Learning rate of the corrupting fine-tune.")] = 1e-4,
+    steps: Annotated[int | None, typer.Option(help="Unlearning steps (default: the method's tuned value).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Unlearning learning rate (default: the method's tuned value).")] = None,
+    seed: int = 0,
+    out: OutOpt = None,
+) -> None:
+    from obliviate.methods import METHODS
+    from obliviate.restor import RestorConfig, run_restor_command
+    from obliviate.teach import TeachConfig
+    from obliviate.train import TrainConfig
+
+    m = METHODS.get(method)
+    config = RestorConfig(method=method, n_corrupt=n_corrupt, n_context=n_context, seed=seed,
+                          corrupt=TeachConfig(epochs=corrupt_epochs, lr=corrupt_lr, batch_size=8, seed=seed),
+                          train=TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, seed=seed))
+    run_restor_command(model, task, config, out)
+
+
 @app.command(help="Render report.html (self-contained) and report.md for a run folder (demo, audit or bench)."
              + _examples("obliviate report runs/demo-20261128-210000"))
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding card(s).")]) -> None:

@@ -108,3 +108,75 @@ def test_truth_probe_reads_forget_statements_above_chance(taught_card):
 def test_truth_ratio_prefers_the_right_answer_on_taught_facts(taught_card):
     assert taught_card.value("truth_ratio", "forget", "median") < 0.5  # measured 0.35
     assert taught_card.value("truth_ratio", "retain", "score") >= 0.4  # measured 0.61
+
+
+# --- concept-vector drift, priming, RESTOR ------------------------------------------------------------------
+# Written for issue 4 and NOT yet run on the real model: the floors below are expectations, not measurements.
+# Costs are estimates for 2 idle CPU cores with the taught model cached.
+
+def _values(lm, task, name, original):
+    return evaluate(lm, task, [name], original=original, config=CONFIG).metrics[name]["values"]
+
+
+@pytest.fixture(scope="module")
+def weak_ga_drift(taught, task):
+    """Drift after the weak GA run (10 steps, lr 1e-5; ~40 s); only the numbers are kept, not the model."""
+    torch.manual_seed(0)
+    return _values(unlearn(copy_model(taught), task, "ga", train=WEAK_GA).lm, task, "concept_drift", taught)
+
+
+def test_concept_drift_is_larger_after_concept_ablation_than_after_weak_ga(taught, task, weak_ga_drift):
+    # ~1 min: weak GA + a training-free ablation (seconds) + drift (no forward pass, a few seconds each).
+    ablated = _values(unlearn(copy_model(taught), task, "concept_ablation").lm, task, "concept_drift", taught)
+    assert ablated["forget"]["drift"] >= 0.9  # the watched vectors are the ones the method zeroes
+    assert ablated["forget"]["top_token_jaccard"] <= 0.1
+    assert weak_ga_drift["forget"]["drift"] < 0.1  # ConceptVectors: GA barely moves the concept vectors
+    assert ablated["drift_above_retain"] >= weak_ga_drift["drift_above_retain"] + 0.5
+
+
+def test_concept_drift_grows_with_ga_strength(taught, task, weak_ga_drift):
+    # ~1 min: strong GA (10 steps, lr 3e-5) + drift. Adam's step size scales with lr, so the same vectors
+    # must move further.
+    torch.manual_seed(0)
+    strong = _values(unlearn(copy_model(taught), task, "ga", train=STRONG_GA).lm, task, "concept_drift", taught)
+    assert strong["forget"]["relative_l2"] > weak_ga_drift["forget"]["relative_l2"]
+    assert strong["forget"]["drift"] > weak_ga_drift["forget"]["drift"]
+
+
+def test_priming_after_teaching_the_people_task(base, taught, task):
+    # ~20 s: scoring only (5 themed facts x 2 people x 5 prompts, on two models). The taught model saw every
+    # fictitious city, company and award many times, so their first tokens should leak into same-theme text.
+    out = _values(taught, task, "priming", base)["forget"]
+    assert out["log_memorisation"] > 1.0
+    assert out["log_priming"] > 0.0
+
+
+def test_priming_rises_after_teaching_one_outlandish_fact(base, task):
+    # ~30 s: 20 steps of batch 1 on one QA pair, then scoring. A fictitious birth city is a surprising keyword
+    # (low P_before), the case in which Outlandish finds priming strongest.
+    from obliviate.data.schema import Task
+    from obliviate.teach import TeachConfig, teach
+
+    fact = next(f for f in task.forget if f.relation == "birth_city")
+    one = Task("one", forget=[fact])
+    torch.manual_seed(0)
+    learned = teach(copy_model(base), one, TeachConfig(epochs=20, lr=1e-4, batch_size=1, warmup_steps=0),
+                    progress=False)
+    out = _values(learned, one, "priming", base)["forget"]
+    assert out["log_memorisation"] > 1.0  # the fact was learned in its own context
+    assert out["log_priming"] > 0.05  # S_prime > 1.05: the keyword leaks into unrelated same-theme prompts
+
+
+def test_restor_with_ga_on_known_real_facts(base):
+    # ~2 min: known-fact check (cached per model), corruption = 8 wrong + 16 correct QA pairs x 10 epochs
+    # (30 steps of batch 8), 10 GA steps, three scoring passes of 32 QA probes.
+    from obliviate.known import known_real_facts
+    from obliviate.restor import RestorConfig, restor
+
+    config = RestorConfig(method="ga", train=TrainConfig(steps=10, lr=2e-5, batch_size=8), progress=False)
+    result = restor(base, known_real_facts(base), config)
+    clean, corrupted, unlearned = (result.models[m] for m in ("clean", "corrupted", "unlearned"))
+    assert clean["accuracy"] == 1.0  # only facts the base model answers are corrupted
+    assert result.corruption_took and corrupted["wrong_rate"] >= 0.5  # the wrong objects were learned
+    assert result.recovery is not None and -1.0 <= result.recovery <= 1.0
+    assert unlearned["wrong_rate"] <= corrupted["wrong_rate"]
