@@ -59,20 +59,23 @@ def evaluate(
     """Compute the forget card of `lm` on `task`.
 
     Args:
-        metrics: metric names (default: every registered metric that applies to this task and these models).
+        metrics: metric names (default: every registered metric with `default` set that applies to this task and
+            these models).
         reference: the exact-unlearning reference model (trained without the forget split), if any.
         original: the model before unlearning, if any.
         context: reuse another card's context (and its cache) instead of building one.
     """
     ctx = context or EvalContext(task, config or EvalConfig(), reference=reference, original=original)
-    names = metrics or [name for name, _ in METRICS.items()]
+    names = metrics or [name for name, cls in METRICS.items() if cls.default]
+    chosen = [(name, METRICS.get(name)()) for name in names]
+    # Every `applies` runs before any `compute`, so a named metric that cannot run fails before the slow ones.
+    applies = {name: metric.applies(ctx) for name, metric in chosen}
     card = Card(model=lm.source, task=task.name,
                 config={"eval": asdict(ctx.config), "environment": environment(),
                         "reference": reference.source if reference else None,
                         "original": original.source if original else None})
-    for name in names:
-        metric = METRICS.get(name)()
-        if not metric.applies(ctx):
+    for name, metric in chosen:
+        if not applies[name]:
             if metrics:  # asked for by name: say why it is missing rather than dropping it silently
                 card.metrics[name] = {"skipped": "does not apply to this task / these models"}
             continue

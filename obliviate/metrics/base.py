@@ -59,6 +59,7 @@ class Metric:
     higher_is_better: ClassVar[bool | None] = None  # None: no direction (descriptive)
     version: ClassVar[str] = "1"
     cost: ClassVar[str] = ""  # e.g. "one generation per probe"
+    default: ClassVar[bool] = True  # False: runs only when named (slow, or needs an optional extra)
 
     def applies(self, ctx: EvalContext) -> bool:
         return True
