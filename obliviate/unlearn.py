@@ -40,6 +40,13 @@ def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
     return Examples(prompts, targets)
 
 
+def keep_examples(task: Task, split: str) -> Examples:
+    """QA pairs of the facts a method keeps: the task's neighbours when asked for and present, else its retain split."""
+    if split == "neighbours" and task.neighbours:
+        return fact_examples(task.neighbours, ("qa",))
+    return fact_examples(task.retain, ("qa",), task.retain_documents)
+
+
 @dataclass
 class UnlearnRun:
     """The unlearned model and how it was made."""
@@ -87,14 +94,15 @@ def unlearn(
     name = METHODS.name_of(type(m))
     started = time.perf_counter()
     config = {"method": name, "method_config": asdict(m.config), "task": task.name, "model": lm.source,
-              "forms": list(forms), "environment": environment()}
+              "forms": list(forms), "keep_split": m.keep_split if m.needs_retain else None,
+              "environment": environment()}
     if m.training_free:
         edited = m.apply(lm, task)
         config["train"] = None
         return UnlearnRun(edited, name, 0, time.perf_counter() - started, config)
     train_config = train or TrainConfig(steps=m.default_steps, lr=m.default_lr)
     forget = fact_examples(task.forget, forms, task.forget_documents)
-    retain = fact_examples(task.retain, ("qa",), task.retain_documents) if m.needs_retain else None
+    retain = keep_examples(task, m.keep_split) if m.needs_retain else None
     if m.needs_retain and not retain:
         raise ConfigError(f"method {name!r} needs retain data, but task {task.name!r} has an empty retain split")
     config["train"] = asdict(train_config)

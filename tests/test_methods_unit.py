@@ -3,6 +3,7 @@ training-free methods change behaviour on the forget prompts. Plus loss values w
 """
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from obliviate.methods.catnip import catnip_token_loss
 from obliviate.models import tiny_model
 from obliviate.scoring import encode_pairs, sequence_logprob
 from obliviate.train import TrainConfig
-from obliviate.unlearn import unlearn
+from obliviate.unlearn import keep_examples, unlearn
 
 GRADIENT = [n for n, m in METHODS.items() if not m.training_free]
 TRAINING_FREE = [n for n, m in METHODS.items() if m.training_free]
@@ -167,3 +168,12 @@ def test_latent_attack_brings_answers_back_within_its_budget(task):
         with add_vector(lm.model, "resid.0", delta, mask=pairs.attention_mask.bool()):
             attacked = target_nll(lm.model, pairs)
     assert attacked < plain
+
+
+def test_neighbour_keeping_methods_pair_forget_with_neighbours():
+    task = people_task("test")
+    assert task.neighbours, "the people task has look-alike neighbours"
+    neighbours, retain = (keep_examples(task, split).prompts for split in ("neighbours", "retain"))
+    assert neighbours and set(neighbours).isdisjoint(retain)
+    assert {METHODS.get(n).keep_split for n in ("icu", "roka")} == {"neighbours"}
+    assert keep_examples(replace(task, neighbours=[]), "neighbours").prompts == retain  # falls back

@@ -30,6 +30,9 @@ class Method:
     paper: ClassVar[str] = ""  # title and arXiv id, shown in reports
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     needs_retain: ClassVar[bool] = False
+    # The facts of the paired "retain" stream: "neighbours" for methods that protect look-alike facts (falls back
+    # to the retain split when the task has no neighbours).
+    keep_split: ClassVar[str] = "retain"
     needs_reference_logprobs: ClassVar[bool] = False
     needs_reference_model: ClassVar[bool] = False
     training_free: ClassVar[bool] = False

@@ -2,9 +2,9 @@
 
 Tang et al. 2024, Learn while Unlearn (arXiv:2407.20271); spec tag [V] (himalalps/ICU):
     L = −u_w·CE(D_f ∩ still-known) + l_w·CE(N) + k·KL(π_ref ‖ π_θ) on N
-Deviations, to fit obliviate's streams: the neighbour batch N is the paired retain batch (the paper mines
-each forget sample's nearest training sequence with sentence embeddings; pass neighbours as retain data
-to get closer); and "iterative refinement" drops, at every step, the forget rows the model no longer
+Deviations, to fit obliviate's streams: the neighbour batch N comes from the task's neighbour facts (its
+retain split when it has none) instead of each forget sample's nearest training sequence mined with sentence
+embeddings; and "iterative refinement" drops, at every step, the forget rows the model no longer
 reproduces under greedy decoding (teacher-forced argmax ≠ answer at some token) instead of thresholding
 BERTScore/BLEU of a generation once per epoch. Rows come back if they are relearned.
 """
@@ -35,6 +35,7 @@ class ICU(Method):
     paper = "Tang et al. 2024, Learn while Unlearn: An Iterative Unlearning Framework for LLMs, arXiv:2407.20271"
     Config = ICUConfig
     needs_retain = True
+    keep_split = "neighbours"
     needs_reference_model = True
     default_steps = 20
     default_lr = 1e-5
