@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from obliviate.errors import ConfigError, TrainingCollapseError
 from obliviate.models import LoadedModel
-from obliviate.scoring import EncodedPairs, encode_pairs, token_logprobs
+from obliviate.scoring import EncodedPairs, encode_pairs, generate, token_logprobs
+from obliviate.text import is_gibberish
 
 
 @dataclass
@@ -202,9 +203,6 @@ def _retain_prompts(forget: Examples, retain: Examples | None, n: int = 4) -> li
 
 def _gibberish(lm: LoadedModel, prompts: list[str]) -> tuple[float, str]:
     """Share of greedy answers to `prompts` that are not language, and one such answer."""
-    from obliviate.metrics._text import is_gibberish  # imported late: the metrics package imports training code
-    from obliviate.scoring import generate
-
     outputs = generate(lm, prompts, max_new_tokens=12)
     bad = [o for o in outputs if is_gibberish(o)]
     return len(bad) / len(outputs), (bad[0] if bad else "")

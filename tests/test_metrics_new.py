@@ -10,10 +10,10 @@ import torch
 from typer.testing import CliRunner
 
 from obliviate.cli import app
+from obliviate.concepts import value_vector_scores
 from obliviate.data.forms import qa_prompt, target
 from obliviate.data.people import people_task
 from obliviate.data.schema import Fact, MultipleChoice, Task
-from obliviate.methods.concept_ablation import value_vector_scores
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
 from obliviate.metrics.priming import THEMES, keyword_logprobs
 from obliviate.models import tiny_model

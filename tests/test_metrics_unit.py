@@ -14,7 +14,6 @@ from obliviate.card import evaluate
 from obliviate.data.forms import Probe, qa_prompt, target
 from obliviate.data.people import people_task
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
-from obliviate.metrics._text import is_gibberish, is_refusal, ngram_repetition
 from obliviate.metrics.base import SECTIONS
 from obliviate.metrics.form_gap import corrected_accuracy
 from obliviate.metrics.intrinsic import answer_ranks, probe_accuracy
@@ -23,6 +22,7 @@ from obliviate.metrics.muse import split_document
 from obliviate.metrics.tofu import harmonic_mean, log_truth_ratios, truth_ratio_answers
 from obliviate.models import tiny_model
 from obliviate.scoring import ProbeResult, answer_logprobs, answer_token_stats, sequence_logprob
+from obliviate.text import is_gibberish, is_refusal, ngram_repetition
 
 NAMES = METRICS.names()
 MAX_FACTS = 6

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from obliviate.data.forms import Probe, probes, qa_prompt, target
 from obliviate.data.schema import Fact, Task
 from obliviate.editing.rome import EditRequest
-from obliviate.metrics._text import is_gibberish, ngram_repetition
 from obliviate.models import LoadedModel
 from obliviate.scoring import answer_probability, generate, score_probes
+from obliviate.text import is_gibberish, ngram_repetition
 
 METRIC_KEYS = ("efficacy", "efficacy_score", "paraphrase", "two_hop", "locality", "relation", "distract",
                "specificity_failure", "leak", "fluency", "gibberish")

@@ -11,9 +11,9 @@ one pass over those facts.
 
 from __future__ import annotations
 
-from obliviate.metrics._text import is_gibberish, is_refusal
 from obliviate.metrics.base import METRICS, Metric
 from obliviate.scoring import ProbeResult
+from obliviate.text import is_gibberish, is_refusal
 
 BUCKETS = ("correct", "refusal", "gibberish", "wrong")
 FORMS = ("qa", "paraphrase")

@@ -30,18 +30,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from obliviate.concepts import VECTORS_PER_CONCEPT, concept_tokens, find_concept_vectors, projection_basis
 from obliviate.data.schema import Fact
 from obliviate.hooks import decoder_layers
-from obliviate.methods.concept_ablation import (
-    ConceptAblationConfig,
-    concept_tokens,
-    find_concept_vectors,
-    projection_basis,
-)
 from obliviate.metrics.base import METRICS, EvalContext, Metric
 from obliviate.models import LoadedModel
 
-N_VECTORS = ConceptAblationConfig.n_vectors  # per fact, as many as concept_ablation removes
+N_VECTORS = VECTORS_PER_CONCEPT  # per fact, as many as concept_ablation removes
 TOP_K = 200  # the paper's top tokens per projection; capped at V / 10 so small vocabularies still discriminate
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-from obliviate.metrics._text import NEUTRAL_TEXT, is_gibberish, is_refusal, ngram_repetition
 from obliviate.metrics.base import METRICS, EvalContext, Metric
 from obliviate.models import LoadedModel
 from obliviate.scoring import answer_logprobs, generate
+from obliviate.text import NEUTRAL_TEXT, is_gibberish, is_refusal, ngram_repetition
 
 CONTINUATION_TOKENS = 32
 OPENING_WORDS = 6

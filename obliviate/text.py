@@ -1,4 +1,4 @@
-"""Text helpers shared by the metric files (not a metric; the leading underscore keeps it out of the registry).
+"""Text checks shared by metrics, editing and the training loop: refusal, gibberish and repetition detection.
 
 Refusal and gibberish detection are deliberately simple, documented heuristics: they read short greedy answers
 (`EvalConfig.max_new_tokens` tokens), not essays, and every rule is listed here so a reader can check a label.
