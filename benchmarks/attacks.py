@@ -2,7 +2,8 @@
 
 For each method: copy the taught model (cached), unlearn the forget split with the method's default steps and
 learning rate (QA form only), then run every attack under one shared Budget against the taught model as the
-original. One row per (method, attack): recovery rate, plain-QA baseline, seconds.
+original. One row per (method, attack): recovery rate, plain-QA baseline, how many of the facts plain QA no
+longer answers came back ("of forgotten"), seconds.
 
     python benchmarks/attacks.py --methods ga,npo,rmu --json attacks_bench.json
     python benchmarks/attacks.py --methods ga --attacks form_change,relearning --max-facts 6   # quick look
@@ -40,11 +41,13 @@ def run(methods: list[str], attacks: str | None, config: str, budget) -> list[di
         report = attack(run_.lm, task, taught, attacks, budget, progress=False)
         for name, r in report.results.items():
             recovers = ATTACKS.get(name).recovers
+            back, hidden = report.beyond_plain(name)
             rows.append({
                 "method": method, "attack": name, "unlearn_s": round(unlearn_s, 1),
                 "recovery": r.recovery_rate if recovers else None,
                 "accuracy": None if recovers else r.details.get("accuracy"),
                 "recovered": sum(o.recovered for o in r.outcomes), "judged": len(r.outcomes),
+                "beyond_plain": [back, hidden] if recovers else None,
                 "baseline": report.baseline, "targets": len(report.targets), "seconds": round(r.seconds, 1),
                 "notes": r.notes,
             })
@@ -68,11 +71,12 @@ def main() -> None:
     budget = Budget(args.steps, args.samples, args.seconds, args.max_facts)
     started = time.perf_counter()
     rows = run(args.methods.split(","), args.attacks, args.config, budget)
-    print(f"\n{'method':<10}{'attack':<22}{'recovered':>11}{'plain QA':>10}{'seconds':>9}")
+    print(f"\n{'method':<10}{'attack':<22}{'recovered':>11}{'plain QA':>10}{'of forgotten':>14}{'seconds':>9}")
     for r in rows:
         shown = (f"{r['recovery']:.0%} ({r['recovered']}/{r['judged']})" if r["recovery"] is not None
                  else f"acc {r['accuracy']:.0%}" if r["accuracy"] is not None else "—")
-        print(f"{r['method']:<10}{r['attack']:<22}{shown:>11}{r['baseline']:>10.0%}{r['seconds']:>9.1f}")
+        beyond = "{}/{}".format(*r["beyond_plain"]) if r["beyond_plain"] else "—"
+        print(f"{r['method']:<10}{r['attack']:<22}{shown:>11}{r['baseline']:>10.0%}{beyond:>14}{r['seconds']:>9.1f}")
     print(f"total {time.perf_counter() - started:.0f} s; budget {budget}")
     if args.json:
         with open(args.json, "w") as f:

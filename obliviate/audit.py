@@ -163,7 +163,8 @@ def merge_attacks(out: Path, names: list[str]) -> Path:
     parts = [read_json(out / "attacks" / f"{name}.json") for name in names]
     first = parts[0]
     report = RedTeamReport(first["model"], first["original"], first["task"], first["budget"], first["targets"],
-                           first["baseline"], seconds=sum(p["seconds"] for p in parts))
+                           first["baseline"], seconds=sum(p["seconds"] for p in parts),
+                           answered_plainly=first.get("answered_plainly", []))
     for part in parts:
         for name, r in part["results"].items():
             outcomes = [Outcome(**o) for o in r["outcomes"]]

@@ -4,6 +4,8 @@ Targets are the forget facts the ORIGINAL model answers (all forget facts, up to
 original is given). Every attack runs under the same `Budget` on the same targets, so rates are comparable
 across attacks and across unlearning methods. The worst case is the highest recovery rate of any attack.
 `baseline` is the plain-QA rate on the targets with no attack at all: an attack is only informative above it.
+`beyond_plain(attack)` is the honest per-attack number: the share of the targets plain QA no longer answers
+(`answered_plainly` lists the others) that the attack brought back.
 
 >>> from obliviate.models import tiny_model
 >>> from obliviate.data.people import people_task
@@ -42,6 +44,12 @@ class RedTeamReport:
     baseline: float  # plain-QA recovery of the targets before any attack
     results: dict[str, AttackResult] = field(default_factory=dict)
     seconds: float = 0.0
+    answered_plainly: list[str] = field(default_factory=list)  # targets plain QA still answers (not forgotten)
+
+    def beyond_plain(self, name: str) -> tuple[int, int]:
+        """(recovered, judged) over the attack's judged targets that plain QA no longer answers."""
+        hidden = [o for o in self.results[name].outcomes if o.fact_id not in set(self.answered_plainly)]
+        return sum(o.recovered for o in hidden), len(hidden)
 
     @property
     def worst_case(self) -> tuple[str | None, float]:
@@ -54,8 +62,9 @@ class RedTeamReport:
         worst, rate = self.worst_case
         return {
             "model": self.model, "original": self.original, "task": self.task, "budget": self.budget,
-            "targets": self.targets, "baseline": self.baseline, "worst_case": {"attack": worst, "recovery_rate": rate},
-            "seconds": self.seconds, "results": {name: r.to_dict() for name, r in self.results.items()},
+            "targets": self.targets, "baseline": self.baseline, "answered_plainly": self.answered_plainly,
+            "worst_case": {"attack": worst, "recovery_rate": rate}, "seconds": self.seconds,
+            "results": {name: {**r.to_dict(), "beyond_plain": self.beyond_plain(name)} for name, r in self.results.items()},
             "environment": environment(),
         }
 
@@ -97,7 +106,8 @@ def attack(lm: LoadedModel, task: Task, original: LoadedModel | None = None, att
     ctx.targets = find_targets(ctx)
     plain = score_probes(lm, [probes(f, "qa")[0] for f in ctx.targets]) if ctx.targets else []
     report = RedTeamReport(lm.source, original.source if original else None, task.name, asdict(budget),
-                           [f.id for f in ctx.targets], sum(r.correct for r in plain) / len(plain) if plain else 0.0)
+                           [f.id for f in ctx.targets], sum(r.correct for r in plain) / len(plain) if plain else 0.0,
+                           answered_plainly=[f.id for f, r in zip(ctx.targets, plain) if r.correct])
     console.print(f"[bold]{len(ctx.targets)} target fact(s)[/bold]; plain QA answers {report.baseline:.0%} of them")
     for name in attack_names(attacks):
         cls = ATTACKS.get(name)
@@ -122,10 +132,12 @@ def print_report(report: RedTeamReport, console: Console | None = None) -> None:
     table = Table(title=f"attacks on {report.model} — {report.task} ({len(report.targets)} targets)")
     table.add_column("attack")
     table.add_column("recovered", justify="right")
+    table.add_column("of the forgotten", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("notes", overflow="fold")
-    table.add_row("[dim]no attack (plain QA)[/dim]", f"[dim]{report.baseline:.0%}[/dim]", "", "")
+    table.add_row("[dim]no attack (plain QA)[/dim]", f"[dim]{report.baseline:.0%}[/dim]", "", "", "")
     for name, r in report.results.items():
+        beyond = ""
         if "error" in r.details:
             rate = "[red]error[/red]"
         elif not ATTACKS.get(name).recovers:
@@ -135,7 +147,9 @@ def print_report(report: RedTeamReport, console: Console | None = None) -> None:
             n = sum(o.recovered for o in r.outcomes)
             colour = "red" if r.recovery_rate > report.baseline else "green"
             rate = f"[{colour}]{r.recovery_rate:.0%}[/{colour}] ({n}/{len(r.outcomes)})"
-        table.add_row(name, rate, f"{r.seconds:.0f}", r.notes)
+            back, hidden = report.beyond_plain(name)
+            beyond = f"{back}/{hidden}" if hidden else "—"
+        table.add_row(name, rate, beyond, f"{r.seconds:.0f}", r.notes)
     console.print(table)
     worst, rate = report.worst_case
     console.print(f"worst case: [bold]{rate:.0%}[/bold] recovered by {worst or '—'} "

@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-from obliviate.attacks import ATTACKS, AttackContext, Budget, find_targets
+from obliviate.attacks import ATTACKS, AttackContext, AttackResult, Budget, Outcome, find_targets
 from obliviate.attacks.adversarial_suffix import AdversarialSuffix, banned_tokens
 from obliviate.attacks.base import halves, judge_groups
 from obliviate.attacks.in_context import candidate_hints, hints
@@ -20,7 +20,7 @@ from obliviate.data.forms import probes
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError
 from obliviate.models import tiny_model
-from obliviate.redteam import attack, attack_names, print_report, run_attack_command
+from obliviate.redteam import RedTeamReport, attack, attack_names, print_report, run_attack_command
 from obliviate.scoring import judge
 
 NAMES = attack_names(None)
@@ -194,3 +194,12 @@ def test_run_attack_command_writes_attacks_json(tmp_path):
     report = run_attack_command("tiny", None, "tests/fixtures/task", "form_change", tmp_path,
                                 budget=Budget(max_facts=2))
     assert (tmp_path / "attacks.json").exists() and len(report.targets) == 2
+
+
+def test_beyond_plain_counts_only_facts_plain_qa_no_longer_answers():
+    report = RedTeamReport("m", "o", "t", {}, ["a", "b", "c"], 1 / 3, answered_plainly=["a"])
+    report.results["form_change"] = AttackResult("form_change", {}, [Outcome("a", True), Outcome("b", True),
+                                                                    Outcome("c", False)])
+    assert report.results["form_change"].recovery_rate == 2 / 3  # counts "a", which was never forgotten
+    assert report.beyond_plain("form_change") == (1, 2)
+    assert report.to_dict()["results"]["form_change"]["beyond_plain"] == (1, 2)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 BUDGET = Budget(steps=10, samples=2, seconds=300.0, max_facts=12)
 WEAK_GA = TrainConfig(steps=12, lr=1e-5, progress=False)  # GA's default budget: QA forgotten, knowledge still there
-MIN_RECOVERY = 0.15  # "clearly non-zero": at least 2 of the 12 forget facts
+MIN_RECOVERY = 0.15  # "clearly non-zero": of the targets plain QA no longer answers, at least this share
 RECOVERING = [name for name, cls in ATTACKS.items() if cls.recovers]
 
 
@@ -53,9 +53,12 @@ MISSES = {"relearning": "0 % recovered (trained on 3 forget facts for 10 steps, 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=MISSES[n]))
                                   if n in MISSES else n for n in RECOVERING])
 def test_attack_recovers_from_weakly_unlearned_model(weak_report, name):
+    """Counted only over facts plain QA no longer answers: a fact the unlearning never hid is not a recovery."""
     r = weak_report.results[name]
     assert "error" not in r.details, r.notes
-    assert r.recovery_rate >= MIN_RECOVERY, f"{name}: {r.recovery_rate:.0%} ({r.notes})"
+    back, hidden = weak_report.beyond_plain(name)
+    assert hidden >= 2, f"{name} judged too few forgotten facts ({hidden}): {r.notes}"
+    assert back >= max(1, MIN_RECOVERY * hidden), f"{name}: brought back {back} of {hidden} forgotten facts ({r.notes})"
 
 
 def test_worst_case_beats_plain_questions(weak_report):
