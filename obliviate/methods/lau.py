@@ -71,7 +71,6 @@ class _LatentAdversarial(Method):
     Config = LAUConfig
     needs_retain = True
     default_steps = 20
-    default_lr = 1e-5
 
     def forget_loss(self, ctx, batch) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
@@ -96,7 +95,7 @@ class _LatentAdversarial(Method):
 class AdvGA(_LatentAdversarial):
     summary = "gradient ascent under a PGD residual perturbation that restores the answers (+ retain CE)"
     paper = "Yuan et al. 2025, Towards Robust Knowledge Unlearning (LAU: AdvGA), arXiv:2408.10682"
-    default_lr = 1e-5
+    default_lr = 1e-4  # tuned on taught SmolLM2 (20 steps): forget QA 0.75 -> 0.08, retain 0.85 -> 0.92
 
     def forget_loss(self, ctx, batch):
         nll = target_nll(ctx.model, batch.forget)
@@ -108,7 +107,7 @@ class AdvNPO(_LatentAdversarial):
     summary = "NPO under a PGD residual perturbation that restores the answers (+ retain CE)"
     paper = "Yuan et al. 2025, Towards Robust Knowledge Unlearning (LAU: AdvNPO), arXiv:2408.10682"
     needs_reference_logprobs = True
-    default_lr = 2e-5
+    default_lr = 5e-5  # tuned on taught SmolLM2 (20 steps): forget QA 0.75 -> 0.33, retain 0.85 -> 0.92
 
     def forget_loss(self, ctx, batch):
         log_ratio = sequence_logprob(ctx.model, batch.forget) - batch.forget_ref_logprob

@@ -43,8 +43,8 @@ class RMU(Method):
     paper = "Li et al. 2024, The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning, arXiv:2403.03218"
     Config = RMUConfig
     needs_retain = True
-    default_steps = 30
-    default_lr = 1e-4
+    default_steps = 20  # tuned on taught SmolLM2, people small forget10: forget QA 0.75 -> 0.33, retain 0.85 -> 0.79
+    default_lr = 1e-3
 
     def __init__(self, config=None, **overrides) -> None:
         super().__init__(config, **overrides)

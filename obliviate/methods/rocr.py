@@ -40,7 +40,7 @@ class ROCRConfig(MethodConfig):
     layers: str = ""  # comma-separated contiguous blocks; "" = three blocks ending at 6/32 of the depth (paper: 4,5,6)
     replacement: str = "a person"  # the harmless concept s′ the subject is redirected to
     nullspace_threshold: float = 2e-2  # keep key directions whose variance is below this fraction of the largest
-    l2: float = 0.1  # ridge λ, relative to the edited keys' mean ‖P k‖² (so 0.1 gives Δk ≈ 0.9·R)
+    l2: float = 0.5  # ridge λ relative to the edited keys' mean ‖P k‖² (Δk ≈ R/(1+λ)); 0.1 cost SmolLM2 4 of 23 kept facts
     protect_kept: bool = True  # also leave the keys of retain/neighbour subjects exactly unchanged
 
     def __post_init__(self) -> None:
