@@ -24,8 +24,7 @@ three small scoring passes; expensive next to a card metric, hence a function an
 >>> from obliviate.models import load_model
 >>> base = load_model("default")                                                        # doctest: +SKIP
 >>> result = restor(base, known_real_facts(base), RestorConfig(method="npo"))            # doctest: +SKIP
->>> result.corruption_took, result.recovery                                              # doctest: +SKIP
-(True, 0.25)
+>>> print(result.corruption_took, result.recovery)                                       # doctest: +SKIP
 """
 
 from __future__ import annotations
