@@ -46,8 +46,12 @@ def test_weak_unlearning_hides_most_targets(weak_report):
     assert weak_report.baseline <= 0.5, "GA should have removed most plain-QA answers"
 
 
-# Measured 2026-11-28: relearning on 3 half facts for 10 steps brought back 0 of 5 others on this model.
-MISSES = {"relearning": "0 % recovered (trained on 3 forget facts for 10 steps, judged 5 others)"}
+# Measured 2026-11-29 (tune scripts, beyond plain QA): relearning half the targets (3 facts, 10 steps at 1e-5)
+# or the 17 neighbour facts (10-20 steps at 1e-5 / 3e-5) brings back 0 of the 4-6 facts the weak GA hid, and
+# also 0 after RMU (0 of 3 / 0 of 5). At 5e-5 the copy over-fits its few training answers and says them
+# everywhere. The fictitious facts are independent associations on this 135M model: relearning some does not
+# unlock the others.
+MISSES = {"relearning": "0 of the forgotten facts came back (half: 0/4, neighbours: 0/6) on this model"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=MISSES[n]))
