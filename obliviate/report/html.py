@@ -165,6 +165,8 @@ def attacks_html(label: str, attacks: dict[str, Any]) -> str:
         else:
             cls = "no" if r["recovery_rate"] > base else "ok"
             rate = f'<span class="{cls}">{pct(r["recovery_rate"])}</span><small>{got}/{len(outcomes)} facts</small>'
+            if r.get("beyond_plain") and r["beyond_plain"][1]:
+                rate += "<small>{}/{} of the forgotten</small>".format(*r["beyond_plain"])
         rows.append(f'<tr><td class="l">{escape(name)}</td><td>{rate}</td><td>{r.get("seconds", 0):.0f}</td>'
                     f'<td class="l note">{escape(r.get("notes", ""))}</td></tr>')
     budget = ", ".join(f"{k} {v}" for k, v in attacks.get("budget", {}).items())

@@ -362,13 +362,14 @@ def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]
 
 
 def attack_markdown(attacks: dict[str, Any]) -> str:
-    rows = [["no attack (plain QA)", pct(attacks.get("baseline")), "", ""]]
+    rows = [["no attack (plain QA)", pct(attacks.get("baseline")), "", "", ""]]
     for name, r in attacks.get("results", {}).items():
         n = len(r.get("outcomes", []))
         got = sum(o["recovered"] for o in r.get("outcomes", []))
         rate = "error" if "error" in r.get("details", {}) else f"{pct(r['recovery_rate'])} ({got}/{n})"
-        rows.append([name, rate, f"{r.get('seconds', 0):.0f}", r.get("notes", "").replace("|", "/")])
-    return _md_table(["attack", "recovered", "seconds", "notes"], rows)  # notes last: numbers align anyway
+        beyond = "{}/{}".format(*r["beyond_plain"]) if r.get("beyond_plain") and r["beyond_plain"][1] else ""
+        rows.append([name, rate, beyond, f"{r.get('seconds', 0):.0f}", r.get("notes", "").replace("|", "/")])
+    return _md_table(["attack", "recovered", "of the forgotten", "seconds", "notes"], rows)  # notes last: numbers align anyway
 
 
 def generations_markdown(gen: dict[str, Any]) -> str:
