@@ -111,7 +111,7 @@ def test_truth_ratio_prefers_the_right_answer_on_taught_facts(taught_card):
 
 
 # --- concept-vector drift, priming, RESTOR ------------------------------------------------------------------
-# Written for issue 4 and NOT yet run on the real model: the floors below are expectations, not measurements.
+# Written for issue 4; all five passed on the real model on 2026-11-29 (floors set before that run).
 # Costs are estimates for 2 idle CPU cores with the taught model cached.
 
 def _values(lm, task, name, original):
