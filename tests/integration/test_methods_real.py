@@ -53,11 +53,13 @@ BUDGET: dict[str, tuple[int, float, dict] | None] = {
 EXPECT: dict[str, tuple[float, float, str]] = {
     "bild": (0.75, 0.70, "its teacher is the original model told to refuse, and SmolLM2-135M ignores the "
                          "instruction (its instructed teacher still answers), so there is nothing to distil"),
-    "in_context": (0.10, 0.30, "the refusal demonstrations make the 135M model refuse retain questions too"),
+    "in_context": (0.17, 0.35, "forgets (0.75 -> 0.17), but the refusal demonstrations make the 135M model "
+                               "refuse retain questions too (0.85 -> 0.39)"),
     "rocr": (0.75, 0.75, "taught people's facts live where fine-tuning put them, not in the subject keys it edits"),
     "concept_ablation[realfacts]": (0.25, 0.70, "real facts are spread over many value vectors: the answers' top "
                                                 "16 vectors also carry other facts (8 remove nothing, 64 remove both)"),
-    "in_context[realfacts]": (1.0, 0.9, "SmolLM2-135M answers known facts whatever the refusal instruction says"),
+    "in_context[realfacts]": (1.0, 0.8, "SmolLM2-135M answers known facts whatever the refusal instruction "
+                                        "says (forget 1.00 -> 1.00), and the prefix still costs retain (0.83)"),
 }
 
 
