@@ -41,10 +41,10 @@ def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
 
 
 def keep_examples(task: Task, split: str) -> Examples:
-    """QA pairs of the facts a method keeps: the task's neighbours when asked for and present, else its retain split."""
-    if split == "neighbours" and task.neighbours:
-        return fact_examples(task.neighbours, ("qa",))
-    return fact_examples(task.retain, ("qa",), task.retain_documents)
+    """QA pairs of the facts a method keeps: "retain", "neighbours" (retain when the task has none), or both."""
+    facts = {"retain": task.retain, "neighbours": task.neighbours or task.retain,
+             "neighbours+retain": task.neighbours + task.retain}[split]
+    return fact_examples(facts, ("qa",), task.retain_documents if split != "neighbours" or not task.neighbours else [])
 
 
 @dataclass

@@ -175,5 +175,6 @@ def test_neighbour_keeping_methods_pair_forget_with_neighbours():
     assert task.neighbours, "the people task has look-alike neighbours"
     neighbours, retain = (keep_examples(task, split).prompts for split in ("neighbours", "retain"))
     assert neighbours and set(neighbours).isdisjoint(retain)
-    assert {METHODS.get(n).keep_split for n in ("icu", "roka")} == {"neighbours"}
+    assert keep_examples(task, "neighbours+retain").prompts == neighbours + retain
+    assert METHODS.get("icu").keep_split == "neighbours" and METHODS.get("roka").keep_split == "neighbours+retain"
     assert keep_examples(replace(task, neighbours=[]), "neighbours").prompts == retain  # falls back

@@ -30,8 +30,8 @@ class Method:
     paper: ClassVar[str] = ""  # title and arXiv id, shown in reports
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     needs_retain: ClassVar[bool] = False
-    # The facts of the paired "retain" stream: "neighbours" for methods that protect look-alike facts (falls back
-    # to the retain split when the task has no neighbours).
+    # The facts of the paired "retain" stream: "retain", "neighbours" (look-alikes; retain when a task has none)
+    # or "neighbours+retain".
     keep_split: ClassVar[str] = "retain"
     needs_reference_logprobs: ClassVar[bool] = False
     needs_reference_model: ClassVar[bool] = False
