@@ -23,18 +23,13 @@ from obliviate.scoring import choice_logprobs, score_probes
 from obliviate.train import Examples, TrainConfig, run_training
 from obliviate.utility_bridge import INSTALL_HINT, evaluate_raw, run_lm_eval, scores, write_mcq_tasks
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 needs_lm_eval = pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason=f"needs {INSTALL_HINT}")
 TASK = "obliviate_realfacts_mcq"
 FACTS = real_facts()[:12]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~100x faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,12 @@ from obliviate.teach import TeachConfig, copy_model, teach
 from obliviate.train import TrainConfig
 from obliviate.unlearn import unlearn
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CONFIG = EvalConfig(max_facts=6)
 QUICK_TEACH = TeachConfig(epochs=20, lr=1e-2, batch_size=1, warmup_steps=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from obliviate.models import tiny_model
 from obliviate.scoring import ProbeResult, answer_logprobs, answer_token_stats, sequence_logprob
 from obliviate.text import is_gibberish, is_refusal, ngram_repetition
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NAMES = METRICS.names()
 MAX_FACTS = 6
 
@@ -42,13 +44,6 @@ RANGES = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run ~100x faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
