@@ -48,7 +48,8 @@ class RedTeamReport:
 
     def beyond_plain(self, name: str) -> tuple[int, int]:
         """(recovered, judged) over the attack's judged targets that plain QA no longer answers."""
-        hidden = [o for o in self.results[name].outcomes if o.fact_id not in set(self.answered_plainly)]
+        plain = set(self.answered_plainly)
+        hidden = [o for o in self.results[name].outcomes if o.fact_id not in plain]
         return sum(o.recovered for o in hidden), len(hidden)
 
     @property

@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+from obliviate.data.people import people_task
+from obliviate.models import tiny_model
+
 
 @pytest.fixture(scope="module")
 def one_thread():
@@ -11,3 +14,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def task():
+    """The smallest people task (a module that needs another one defines its own `task`)."""
+    return people_task("test")
+
+
+@pytest.fixture(scope="module")
+def lm():
+    """A fresh tiny model per module (modules that need another model define their own `lm`)."""
+    return tiny_model()

@@ -28,16 +28,6 @@ BUDGET = Budget(steps=2, samples=2, seconds=60.0, max_facts=3)
 SLACK = 30.0  # seconds an attack may overrun its budget (it checks between steps, not inside one)
 
 
-@pytest.fixture(scope="module")
-def task():
-    return people_task("test")
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return tiny_model()
-
-
 def _ctx(task, budget=BUDGET, original=None):
     ctx = AttackContext(task, None, budget)
     ctx.targets = find_targets(ctx)  # no original: the first max_facts forget facts

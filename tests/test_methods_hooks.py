@@ -4,12 +4,6 @@ import pytest
 import torch
 
 from obliviate.hooks import add_vector, capture, hooks, resolve, run_until, trainable_only
-from obliviate.models import tiny_model
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return tiny_model()
 
 
 def _ids(lm):

@@ -23,11 +23,6 @@ GRADIENT = [n for n, m in METHODS.items() if not m.training_free]
 TRAINING_FREE = [n for n, m in METHODS.items() if m.training_free]
 
 
-@pytest.fixture(scope="module")
-def task():
-    return people_task("test")
-
-
 def _forget_logprob(lm, task):
     return sequence_logprob(lm, [qa_prompt(f.question) for f in task.forget], [" " + f.answer for f in task.forget])
 

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from obliviate.cli import app
 from obliviate.concepts import value_vector_scores
 from obliviate.data.forms import qa_prompt, target
-from obliviate.data.people import people_task
 from obliviate.data.schema import Fact, MultipleChoice, Task
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
 from obliviate.metrics.priming import THEMES, keyword_logprobs
@@ -26,18 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 CONFIG = EvalConfig(max_facts=6)
 QUICK_TEACH = TeachConfig(epochs=20, lr=1e-2, batch_size=1, warmup_steps=0)
-
-
-
-
-@pytest.fixture(scope="module")
-def task():
-    return people_task("test")
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return tiny_model()
 
 
 def _compute(name, lm, original, task):

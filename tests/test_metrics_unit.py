@@ -44,8 +44,6 @@ RANGES = {
 }
 
 
-
-
 @pytest.fixture(scope="module")
 def task():
     """people:test plus the biographies as documents, so that document metrics (MUSE) apply too."""
@@ -54,11 +52,6 @@ def task():
     docs = base.teach_documents
     return dataclasses.replace(base, forget_documents=[d for d in docs if set(d.tags) & forget_people],
                                retain_documents=[d for d in docs if not set(d.tags) & forget_people])
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return tiny_model()
 
 
 @pytest.fixture(scope="module")
