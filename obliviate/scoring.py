@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from obliviate.data.forms import Probe
 from obliviate.models import LoadedModel
@@ -172,22 +173,50 @@ def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[S
     return out
 
 
+_TOKEN_FLAGS: dict[int, torch.Tensor] = {}
+
+
+def _newline_flags(tokenizer) -> torch.Tensor:
+    """(V, 3) bool per token id: contains a newline, has text before its first newline, is not blank (cached)."""
+    if id(tokenizer) not in _TOKEN_FLAGS:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+        _TOKEN_FLAGS[id(tokenizer)] = torch.tensor(
+            [("\n" in t, bool(t.split("\n")[0].strip()), bool(t.strip())) for t in texts], dtype=torch.bool)
+    return _TOKEN_FLAGS[id(tokenizer)]
+
+
+class FirstLineDone(StoppingCriteria):
+    """Stops a row once its first non-blank line has ended, i.e. once what `generate(stop_at_newline=True)` keeps
+    (the stripped text up to its first newline) can no longer change. Saves most of the budget on short answers."""
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.flags, self.prompt_length = _newline_flags(tokenizer), prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        flags = self.flags.to(input_ids.device)[input_ids[:, self.prompt_length :]]  # (B, T, 3)
+        newline, text_before, nonblank = flags.unbind(-1)
+        seen_text = (nonblank.long().cumsum(1) - nonblank.long()) > 0  # any non-blank token earlier in the row
+        return (newline & (text_before | seen_text)).any(1)
+
+
 @torch.no_grad()
 def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = DEFAULT_BATCH,
              stop_at_newline: bool = True) -> list[str]:
-    """Greedy continuations (left-padded batches); with `stop_at_newline` only the first line is kept."""
+    """Greedy continuations (left-padded batches); with `stop_at_newline` only the first line is kept (and each
+    row stops generating once that line is complete)."""
     tok = lm.tokenizer
     tok.padding_side = "left"
     out: list[str] = [""] * len(prompts)
     for idx in _batches([len(p) for p in prompts], batch_size):
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+        stop = StoppingCriteriaList([FirstLineDone(tok, enc["input_ids"].shape[1])] if stop_at_newline else [])
         gen = lm.model.generate(
             **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id, top_p=None, top_k=None, temperature=None,
+            eos_token_id=tok.eos_token_id, top_p=None, top_k=None, temperature=None, stopping_criteria=stop,
         )
         texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         for i, text in zip(idx, texts):
-            out[i] = text.strip().split("\n")[0] if stop_at_newline else text
+            out[i] = text.strip().split("\n")[0].strip() if stop_at_newline else text
     return out
 
 

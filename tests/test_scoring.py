@@ -64,6 +64,40 @@ def test_generate_is_deterministic_and_order_preserving(lm):
     assert a == b
 
 
+# A hand-made vocabulary "\n", "Vel", ".\n", " \n": (has a newline, text before its first newline, not blank).
+FAKE_FLAGS = torch.tensor([[True, False, False], [False, True, True], [True, True, True], [True, False, False]])
+
+
+@pytest.mark.parametrize(("tokens", "done"), [
+    ([0, 0], False),  # blank so far: the first line has not started
+    ([0, 1], False),  # started, not ended
+    ([0, 1, 1, 0], True),  # a line of text, then a newline
+    ([1, 2], True),
+    ([2], True),  # the newline arrives inside a token after text
+    ([3, 0], False),  # whitespace and newlines only
+])
+def test_first_line_done_stops_exactly_when_the_kept_line_is_fixed(lm, tokens, done):
+    stop = S.FirstLineDone(lm.tokenizer, prompt_length=2)
+    stop.flags = FAKE_FLAGS
+    assert bool(stop(torch.tensor([[1, 1, *tokens]]), None)[0]) is done
+
+
+def test_newline_flags_read_the_tokenizer(lm):
+    flags = S._newline_flags(lm.tokenizer)
+    newline = lm.tokenizer("\n", add_special_tokens=False)["input_ids"][-1]
+    letter = lm.tokenizer("a", add_special_tokens=False)["input_ids"][-1]
+    assert flags[newline].tolist() == [True, False, False] and flags[letter].tolist() == [False, True, True]
+
+
+def test_generate_stops_rows_early_without_changing_first_lines(lm, monkeypatch):
+    prompts = PROMPTS + ["\n", "Answer:\n"]
+    early = S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
+    monkeypatch.setattr(S, "FirstLineDone", lambda tok, n: S.StoppingCriteria())  # never stops: plain HF generate
+    monkeypatch.setattr(S.StoppingCriteria, "__call__", lambda self, ids, scores, **kw: torch.zeros(
+        ids.shape[0], dtype=torch.bool))
+    assert early == S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
+
+
 def test_hidden_states_shape_and_batch_invariance(lm):
     states = S.hidden_states(lm, PROMPTS, layers=[0, 2], batch_size=2)
     assert states.shape == (3, 2, lm.model.config.hidden_size)
