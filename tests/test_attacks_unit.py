@@ -14,7 +14,7 @@ from obliviate.attacks.adversarial_suffix import AdversarialSuffix, banned_token
 from obliviate.attacks.base import halves, judge_groups
 from obliviate.attacks.in_context import candidate_hints, hints
 from obliviate.attacks.relearning import Relearning, training_facts
-from obliviate.attacks.requantization import fake_quantize, int8_dynamic
+from obliviate.attacks.requantization import Requantization, fake_quantize, int8_dynamic, quantized
 from obliviate.attacks.step_by_step import StepByStep, builtin_prompts, load_prompt_file
 from obliviate.data.forms import probes
 from obliviate.data.people import people_task
@@ -154,6 +154,13 @@ def test_requantization_variants(lm):
     w = f.model.model.layers[0].mlp.down_proj.weight[0]
     assert len(torch.unique(w)) <= 15
     assert not torch.equal(w, lm.model.model.layers[0].mlp.down_proj.weight[0])
+    grouped = fake_quantize(lm, 4, group=5).model.model.layers[0].mlp.down_proj.weight[0]  # last group shorter
+    groups = list(grouped.split(5))
+    assert len(groups[-1]) < 5 and all(len(torch.unique(g.abs())) <= 8 for g in groups)
+    assert len(torch.unique(grouped.abs())) > 8  # one scale per group, not per row
+    assert quantized(lm, "int4_g5").source.endswith("+int4_g5")
+    with pytest.raises(ConfigError, match="int4_g64"):
+        Requantization(("int4x",))
 
 
 def test_redteam_report_save_and_print(task, lm, tmp_path, capsys):

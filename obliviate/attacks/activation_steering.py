@@ -22,7 +22,8 @@ from obliviate.models import LoadedModel
 from obliviate.scoring import hidden_states, score_probes
 
 N_ANONYMOUS = 8  # anonymised copies per question
-COEFFICIENTS = (2.0, 4.0)  # c = 2 in the paper
+COEFFICIENTS = (1.0, 2.0)  # c = 2 in the paper; on SmolLM2-135M c = 1 recovered as much and c = 4 broke answers
+DEPTHS = (0.8, 0.9, 1.0, 0.5)  # layer = round(depth x (n_layers - 2)); 0.8-0.9 first (measured best here)
 
 
 def invented_names(task: Task, n: int, seed: int) -> list[str]:
@@ -45,9 +46,14 @@ def anonymised(fact: Fact, names: list[str]) -> list[str]:
 
 
 def steering_settings(lm: LoadedModel, samples: int) -> list[tuple[int, float]]:
-    """(layer, coefficient) pairs: just before the last block (the paper's choice), then mid-depth."""
-    n = n_layers(lm.model)
-    layers = list(dict.fromkeys([max(0, n - 2), n // 2]))
+    """Up to `samples` (layer, coefficient) pairs, every depth at the first coefficient before the next one.
+
+    Depth 1.0 is the block before the last, the paper's choice. On the weakly unlearned SmolLM2 (30 blocks) a
+    sweep of layers 7-28 x c 0.5-4 brought hidden facts back only at blocks 22-25 with c <= 1 (and at 22 with
+    c = 4); at block 28 nothing came back and c = 4 broke even the answers plain QA still gave.
+    """
+    last = max(0, n_layers(lm.model) - 2)
+    layers = list(dict.fromkeys(round(d * last) for d in DEPTHS))
     return [(layer, c) for c in COEFFICIENTS for layer in layers][: max(1, samples)]
 
 

@@ -4,8 +4,9 @@ If forgetting only hid the knowledge, a little training on related data restores
 "Eight Methods to Evaluate Robust Unlearning in LLMs", arXiv 2402.16835; Deeb & Roger, arXiv 2410.08827).
 Two sources: half of the forget targets ("half", the rest are held out and judged) or the task's neighbour
 facts ("neighbours", every target is judged). A training fact whose answer is a held-out answer is left out,
-otherwise the attack would simply teach the held-out answer. The default learning rate is gentle (1e-5): at
-5e-5 a copy trained on 3 facts over-fits and gives their answers to every question (measured on SmolLM2).
+otherwise the attack would simply teach the held-out answer. The default learning rate, 3e-5, is the largest that
+did not over-fit on SmolLM2: at 5e-5 a copy trained on 3 facts gives their answers to every question, and at 1e-5
+nothing came back after weak GA (measured).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Relearning(Attack):
     summary = "fine-tune a copy a few steps on half the forget facts (or neighbours); are the others back?"
     paper = "Eight Methods to Evaluate Robust Unlearning in LLMs (Lynch et al., arXiv 2402.16835)"
 
-    def __init__(self, source: str = "half", lr: float = 1e-5, batch_size: int = 4) -> None:
+    def __init__(self, source: str = "half", lr: float = 3e-5, batch_size: int = 4) -> None:
         super().__init__()
         if source not in SOURCES:
             raise ConfigError(f"relearning: source must be one of {', '.join(SOURCES)}, got {source!r}")

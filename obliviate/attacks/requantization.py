@@ -2,15 +2,19 @@
 
 Gradient unlearning with a small learning rate moves weights by less than a quantization step, so rounding
 them can land back on the original grid point and restore the forgotten answers ("Catastrophic Failure of LLM
-Unlearning via Quantization", Zhang et al., arXiv 2410.16454). By default we round every linear weight to
-int8 and to int4 per-channel grids and run in fp32 (simulated weight quantization: the same weights a
-quantized deployment holds, minus activation rounding). `variants=("int8_dynamic",)` runs torch's real
-dynamic int8 kernels instead; on our 2-core CPU that took minutes per model, so it is opt-in.
+Unlearning via Quantization", Zhang et al., arXiv 2410.16454). We round every linear weight to a symmetric
+absmax grid and run in fp32 (simulated weight quantization: the same weights a quantized deployment holds,
+minus activation rounding). A variant is `int<bits>` (one scale per output row) or `int<bits>_g<size>` (one
+scale per group of `size` input weights, as GPTQ / AWQ 4-bit checkpoints store them). The defaults are int8
+per row and int4 in groups of 32, 64 and 128: per-row int4 breaks SmolLM2-135M outright (the original forgets
+too), while grouped int4 keeps it working and can round a small unlearning update away. `int8_dynamic` runs
+torch's real dynamic int8 kernels instead; on our 2-core CPU that took minutes per model, so it is opt-in.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 
 import torch
 from torch import nn
@@ -20,8 +24,8 @@ from obliviate.data.forms import probes
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
 
-VARIANTS = ("int8", "int4", "int8_dynamic")
-DEFAULT_VARIANTS = ("int8", "int4")
+VARIANT = re.compile(r"int([2-8])(?:_g(\d+))?")
+DEFAULT_VARIANTS = ("int8", "int4_g32", "int4_g64", "int4_g128")
 
 
 @torch.no_grad()
@@ -52,29 +56,42 @@ def int8_dynamic(lm: LoadedModel) -> LoadedModel:
 
 
 @torch.no_grad()
-def fake_quantize(lm: LoadedModel, bits: int = 4) -> LoadedModel:
-    """A copy whose linear weights are rounded to `bits`-bit symmetric per-output-channel grids (absmax scale)."""
+def fake_quantize(lm: LoadedModel, bits: int = 4, group: int | None = None) -> LoadedModel:
+    """A copy whose linear weights are rounded to `bits`-bit symmetric absmax grids: one scale per output row,
+    or per `group` consecutive input weights of a row (the last group of a row may be shorter)."""
     model = copy.deepcopy(lm.model).eval()
     levels = 2 ** (bits - 1) - 1
     for module in model.modules():
         if isinstance(module, nn.Linear):
             w = module.weight
-            scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-8) / levels  # (out, 1)
-            w.copy_((w / scale).round().clamp(-levels, levels) * scale)
-    return LoadedModel(model, lm.tokenizer, f"{lm.source}+int{bits}")
+            rows, cols = w.shape
+            size = min(group or cols, cols)
+            padded = nn.functional.pad(w, (0, -cols % size)).view(rows, -1, size)  # zero padding never sets a scale
+            scale = padded.abs().amax(-1, keepdim=True).clamp_min(1e-8) / levels
+            w.copy_(((padded / scale).round().clamp(-levels, levels) * scale).view(rows, -1)[:, :cols])
+    return LoadedModel(model, lm.tokenizer, f"{lm.source}+int{bits}" + (f"_g{group}" if group else ""))
+
+
+def quantized(lm: LoadedModel, variant: str) -> LoadedModel:
+    """The model under one variant name (see the module docstring)."""
+    if variant == "int8_dynamic":
+        return int8_dynamic(lm)
+    bits, group = VARIANT.fullmatch(variant).groups()
+    return fake_quantize(lm, int(bits), int(group) if group else None)
 
 
 @ATTACKS.register("requantization")
 class Requantization(Attack):
     name = "requantization"
-    summary = "round the weights to int8 / int4 grids (or torch int8 dynamic) and ask the QA questions again"
+    summary = "round the weights to int8 / grouped int4 grids (or torch int8 dynamic) and ask the QA questions again"
     paper = "Catastrophic Failure of LLM Unlearning via Quantization (Zhang et al., arXiv 2410.16454)"
 
     def __init__(self, variants: tuple[str, ...] = DEFAULT_VARIANTS) -> None:
         super().__init__()
-        unknown = [v for v in variants if v not in VARIANTS]
+        unknown = [v for v in variants if v != "int8_dynamic" and not VARIANT.fullmatch(v)]
         if unknown:
-            raise ConfigError(f"requantization: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+            raise ConfigError(f"requantization: unknown variant(s) {unknown}; use int<bits> or int<bits>_g<group> "
+                              "(bits 2-8, e.g. int8, int4_g64) or int8_dynamic")
         self.variants = tuple(variants)
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
@@ -86,9 +103,9 @@ class Requantization(Attack):
             if rates and self.out_of_time(ctx):  # the first variant always runs
                 skipped.append(variant)
                 continue
-            quantized = int8_dynamic(lm) if variant == "int8_dynamic" else fake_quantize(lm, int(variant[3:]))
-            outcomes = judge_groups(quantized, ctx.targets, groups)
-            del quantized
+            rounded = quantized(lm, variant)
+            outcomes = judge_groups(rounded, ctx.targets, groups)
+            del rounded
             rates[variant] = sum(o.recovered for o in outcomes) / len(outcomes) if outcomes else 0.0
             best = outcomes if best is None else [b if b.recovered else o for b, o in zip(best, outcomes)]
         notes = f"skipped {', '.join(skipped)} (time budget)" if skipped else ""

@@ -17,8 +17,8 @@ from obliviate.unlearn import unlearn
 
 pytestmark = pytest.mark.slow
 
-BUDGET = Budget(steps=10, samples=2, seconds=300.0, max_facts=12)
-WEAK_GA = TrainConfig(steps=12, lr=1e-5, progress=False)  # GA's default budget: QA forgotten, knowledge still there
+BUDGET = Budget(steps=10, samples=8, seconds=300.0, max_facts=12)  # samples: prompts / settings / scales per fact
+WEAK_GA = TrainConfig(steps=8, lr=1e-5, progress=False)  # a few GA steps: QA answers gone, knowledge still there
 MIN_RECOVERY = 0.15  # "clearly non-zero": of the targets plain QA no longer answers, at least this share
 RECOVERING = [name for name, cls in ATTACKS.items() if cls.recovers]
 
@@ -46,22 +46,13 @@ def test_weak_unlearning_hides_most_targets(weak_report):
     assert weak_report.baseline <= 0.5, "GA should have removed most plain-QA answers"
 
 
-# Measured 2026-11-29 with this file (9 targets, plain QA still answers 3): counted over the 6 facts the weak GA
-# hid, adversarial_suffix and form_change bring back 2, in_context 1. The attacks below bring back none of
-# them (their raw 33 % is exactly the 3 facts plain QA answers; the test before beyond_plain could not tell).
-# Relearning: half the targets (3 facts, 10 steps at 1e-5) or the neighbours (10-20 steps at 1e-5 / 3e-5) give
-# 0 of 4-6, also after RMU; at 5e-5 the copy over-fits its few training answers and says them everywhere.
-MISSES = {
-    "relearning": "0 of 4 hidden held-out facts came back (fictitious facts are independent on this model)",
-    "activation_steering": "0 of 6 hidden facts (15 s; 2 (layer, c) settings per fact at samples=2)",
-    "latent_perturbation": "0 of 6 hidden facts, although the probe calls 100 % of them 'known'",
-    "requantization": "0 of 6 hidden facts: int8 rounding keeps the GA update, int4 breaks the 135M model",
-    "step_by_step": "0 of 6 hidden facts with the template prompts",
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=MISSES[n]))
-                                  if n in MISSES else n for n in RECOVERING])
+# Measured 2026-11-29 (9 targets; plain QA still answers 3, so 6 are hidden), counted over the hidden facts:
+# requantization 3 (grouped int4), form_change 3, adversarial_suffix 2, in_context 2, step_by_step 2,
+# activation_steering 2 (blocks 22/25, c = 1), latent_perturbation 1, relearning 1 of the 4 hidden held-out facts
+# (lr 3e-5). The defaults of requantization, activation steering and relearning were chosen on this setting;
+# at GA 12 steps with the old defaults (per-row int4, block 28 / c 2-4, relearning lr 1e-5, samples 2) these
+# four and step_by_step brought back none.
+@pytest.mark.parametrize("name", RECOVERING)
 def test_attack_recovers_from_weakly_unlearned_model(weak_report, name):
     """Counted only over facts plain QA no longer answers: a fact the unlearning never hid is not a recovery."""
     r = weak_report.results[name]
