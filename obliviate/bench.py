@@ -57,7 +57,7 @@ COLUMNS = [  # the table: key in each row, title, and how to show it
     {"key": "forgot", "title": "forgot", "share": True, "higher_is_better": True},
     {"key": "kept", "title": "kept", "share": True, "higher_is_better": True},
     {"key": "worst_attack", "title": "worst attack", "text": True},
-    {"key": "worst_recovery", "title": "recovered", "share": True, "higher_is_better": False},
+    {"key": "worst_recovery", "title": "of forgotten back", "share": True, "higher_is_better": False},
 ]
 
 
@@ -121,9 +121,14 @@ def summarise(card: Card, original: Card | None, attacks: dict[str, Any] | None)
            "best_form": f"{leak[1]} {leak[0]:.0%}" if leak else None,
            "forget_by_form": {f: s["accuracy"] for f, s in forms.items()}}
     if attacks:
-        row["worst_attack"] = attacks["worst_case"]["attack"]
-        row["worst_recovery"] = attacks["worst_case"]["recovery_rate"]
-        row["recovery"] = {n: r["recovery_rate"] for n, r in attacks["results"].items() if r["outcomes"]}
+        # Per attack: the share of the facts plain QA no longer answers that it brought back (a fact the
+        # unlearning never hid is not a recovery). None when the method hid nothing from that attack's facts.
+        row["recovery"] = {n: back / hidden if hidden else None
+                           for n, r in attacks["results"].items() if r["outcomes"] and "error" not in r["details"]
+                           for back, hidden in [r["beyond_plain"]]}
+        scored = {n: v for n, v in row["recovery"].items() if v is not None}
+        row["worst_attack"] = max(scored, key=scored.get) if scored else None
+        row["worst_recovery"] = scored.get(row["worst_attack"])
     return row
 
 
