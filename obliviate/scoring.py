@@ -12,6 +12,7 @@ order. Nothing here loops over tokens in Python.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -173,28 +174,27 @@ def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[S
     return out
 
 
-_TOKEN_FLAGS: dict[int, torch.Tensor] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _newline_flags(tokenizer) -> torch.Tensor:
-    """(V, 3) bool per token id: contains a newline, has text before its first newline, is not blank (cached)."""
-    if id(tokenizer) not in _TOKEN_FLAGS:
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
-        _TOKEN_FLAGS[id(tokenizer)] = torch.tensor(
-            [("\n" in t, bool(t.split("\n")[0].strip()), bool(t.strip())) for t in texts], dtype=torch.bool)
-    return _TOKEN_FLAGS[id(tokenizer)]
+    """(V, 3) bool per token id: contains a newline, has text before its first newline, is not blank."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+    return torch.tensor([("\n" in t, bool(t.split("\n")[0].strip()), bool(t.strip())) for t in texts],
+                        dtype=torch.bool)
 
 
 class FirstLineDone(StoppingCriteria):
-    """Stops a row once its first non-blank line has ended, i.e. once what `generate(stop_at_newline=True)` keeps
-    (the stripped text up to its first newline) can no longer change. Saves most of the budget on short answers."""
+    """Marks a row done once its first non-blank line has ended, i.e. once what `generate(stop_at_newline=True)`
+    keeps (the stripped text up to its first newline) can no longer change. HF generation keeps finished rows
+    in the batch, so this saves time when every row of a batch is done before `max_new_tokens`."""
 
     def __init__(self, tokenizer, prompt_length: int):
         self.flags, self.prompt_length = _newline_flags(tokenizer), prompt_length
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        flags = self.flags.to(input_ids.device)[input_ids[:, self.prompt_length :]]  # (B, T, 3)
-        newline, text_before, nonblank = flags.unbind(-1)
+        new = input_ids[:, self.prompt_length :]
+        if new.numel() and int(new.max()) >= len(self.flags):  # ids past the tokenizer (padded embeddings): no text
+            self.flags = torch.cat([self.flags, self.flags.new_zeros(int(new.max()) + 1 - len(self.flags), 3)])
+        newline, text_before, nonblank = self.flags.to(input_ids.device)[new].unbind(-1)  # (B, T) each
         seen_text = (nonblank.long().cumsum(1) - nonblank.long()) > 0  # any non-blank token earlier in the row
         return (newline & (text_before | seen_text)).any(1)
 
@@ -202,8 +202,8 @@ class FirstLineDone(StoppingCriteria):
 @torch.no_grad()
 def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = DEFAULT_BATCH,
              stop_at_newline: bool = True) -> list[str]:
-    """Greedy continuations (left-padded batches); with `stop_at_newline` only the first line is kept (and each
-    row stops generating once that line is complete)."""
+    """Greedy continuations (left-padded batches); with `stop_at_newline` only the first line is kept, and a
+    batch stops decoding once every row's first line is complete (`FirstLineDone`)."""
     tok = lm.tokenizer
     tok.padding_side = "left"
     out: list[str] = [""] * len(prompts)
