@@ -214,12 +214,14 @@ def evaluate_edits(lm: LoadedModel, cases: list[EditCase], config, stats=None) -
     return {"summary": summary, "rows": rows}
 
 
-def realfacts_cases(lm: LoadedModel, n: int, seed: int = 0, relations: tuple[str, ...] = ()) -> list[EditCase]:
+def realfacts_cases(lm: LoadedModel, n: int, seed: int = 0, relations: tuple[str, ...] = (),
+                    n_unrelated: int = 12) -> list[EditCase]:
     """Cases on builtin:realfacts: edit facts `lm` knows; probe side effects on *all* real facts.
 
     Small models know few facts (SmolLM2-135M: ~30 of 80), and rarely two of one subject, so the relation and
     distract probes come from every fact; only those the model got right before count (see `score_before`),
-    and `leak` needs no prior knowledge at all.
+    and `leak` needs no prior knowledge at all. The model answers only ~40 % of the facts, so `n_unrelated` is
+    larger than for people (with 4, a case often kept one locality probe and the locality mean was noise).
     """
     from obliviate.data.realfacts import real_facts, realfacts_task
     from obliviate.known import known_real_facts
@@ -229,4 +231,4 @@ def realfacts_cases(lm: LoadedModel, n: int, seed: int = 0, relations: tuple[str
     task.retain += task.holdout  # every fact may be probed for side effects
     task.holdout = []
     facts = [f for split in ("forget", "retain", "neighbours") for f in task.split(split) if f.id in known]
-    return make_cases(task, facts, n, seed, relations=relations)
+    return make_cases(task, facts, n, seed, n_unrelated, relations)

@@ -78,7 +78,7 @@ class EditConfig:
     solver: str = "auto"  # "auto": exact (ROME) for 1 request at 1 layer, else batched (MEMIT); or nullspace
     steps: int = 25  # v* optimisation steps
     lr: float = 0.5
-    kl_factor: float = 0.0625
+    kl_factor: float = 4.0  # essence KL; ROME's 0.0625 let the edit rewrite the whole subject (docs/editing.md)
     weight_decay: float = 0.5
     clamp_norm: float = 4.0  # ‖δ‖ ≤ clamp_norm · ‖h‖
     stop_nll: float = 0.05  # stop early once the mean NLL of the new object is below this

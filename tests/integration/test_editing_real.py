@@ -1,6 +1,7 @@
-"""Editing on the real SmolLM2: ROME edits succeed, locality stays high, SADR reduces specificity failure.
+"""Editing on the real SmolLM2: ROME edits succeed, locality stays fairly high, SADR reduces the leak.
 
-Budget: a few minutes on 2 CPU cores (key statistics are cached on disk after the first run).
+Budget: a few minutes on 2 CPU cores (key statistics are cached on disk after the first run). The measured
+values in the comments come from the run recorded in docs/editing.md ("Results").
 """
 
 import pytest
@@ -32,23 +33,34 @@ def results(base, realfact_cases):
 
 def test_edits_succeed(results):
     plain, sadr = results
-    assert plain["efficacy"] >= 0.6, plain  # measured 1.0
+    assert plain["efficacy"] >= 0.75, plain  # measured 1.0
     assert plain["efficacy_score"] >= 0.75, plain  # measured 1.0
-    assert sadr["efficacy_score"] >= 0.75, sadr
+    assert sadr["efficacy"] >= 0.75, sadr  # measured 1.0
 
 
-@pytest.mark.xfail(strict=False, reason="measured locality 0.27 on 2026-11-28: the edits at the default layer "
-                   "also move unrelated real facts; the layer / value-norm clamp are not tuned for SmolLM2 yet")
 def test_edits_keep_locality(results):
     plain, sadr = results
+    assert plain["locality"] >= 0.6, plain  # measured 0.71
+    assert sadr["locality"] >= 0.6, sadr  # measured 0.71
+
+
+@pytest.mark.xfail(strict=False, reason="measured locality 0.71 (2026-11-29): other countries' keys share 10-30 % "
+                   "of the edited key in the C^-1 metric, which derails some of their long greedy answers")
+def test_locality_reaches_the_issue_target(results):
+    plain, _ = results
     assert plain["locality"] >= 0.8, plain
-    assert sadr["locality"] >= 0.8, sadr
+
+
+def test_edit_keeps_some_of_the_subjects_other_facts(results):
+    plain, _ = results
+    # measured 0.5 with the essence KL at 4 (0.0 with ROME's 0.0625: the edit rewrote the whole subject)
+    assert plain["relation"] >= 0.25, plain
 
 
 def test_sadr_reduces_specificity_failure(results):
     plain, sadr = results
-    assert sadr["leak"] < plain["leak"], (plain, sadr)
-    assert sadr["specificity_failure"] <= plain["specificity_failure"], (plain, sadr)
+    assert sadr["leak"] <= 0.9 * plain["leak"], (plain, sadr)  # measured 0.23 vs 0.32
+    assert sadr["specificity_failure"] <= plain["specificity_failure"], (plain, sadr)  # measured 0.75 and 0.75
 
 
 def test_people_edit_on_the_taught_model(taught, people):
