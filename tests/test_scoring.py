@@ -92,9 +92,8 @@ def test_newline_flags_read_the_tokenizer(lm):
 def test_generate_stops_rows_early_without_changing_first_lines(lm, monkeypatch):
     prompts = PROMPTS + ["\n", "Answer:\n"]
     early = S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
-    monkeypatch.setattr(S, "FirstLineDone", lambda tok, n: S.StoppingCriteria())  # never stops: plain HF generate
-    monkeypatch.setattr(S.StoppingCriteria, "__call__", lambda self, ids, scores, **kw: torch.zeros(
-        ids.shape[0], dtype=torch.bool))
+    never = lambda self, ids, scores, **kw: torch.zeros(ids.shape[0], dtype=torch.bool)  # noqa: E731
+    monkeypatch.setattr(S.FirstLineDone, "__call__", never)  # never stops: plain HF generation
     assert early == S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
 
 

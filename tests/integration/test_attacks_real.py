@@ -1,6 +1,6 @@
 """Attacks on the real SmolLM2: they bring back facts a weak unlearning only hid, and nothing the model never knew.
 
-Two runs of every attack under one small budget (module-scoped, ~8 minutes on two CPU cores):
+Two runs of every attack under one budget (module-scoped, ~12 minutes on one CPU core beside another job):
   * a weakly unlearned taught model (a few GA steps on QA only, original = the taught model): each attack must
     recover a clearly non-zero share of the forget facts; trace detection must beat chance;
   * the BASE model on builtin:people forget facts it never knew (original=None, so every forget fact is a
