@@ -185,12 +185,17 @@ def _newline_flags(tokenizer) -> torch.Tensor:
 class FirstLineDone(StoppingCriteria):
     """Marks a row done once its first non-blank line has ended, i.e. once what `generate(stop_at_newline=True)`
     keeps (the stripped text up to its first newline) can no longer change. HF generation keeps finished rows
-    in the batch, so this saves time when every row of a batch is done before `max_new_tokens`."""
+    in the batch, so this saves time when every row of a batch is done before `max_new_tokens`.
 
-    def __init__(self, tokenizer, prompt_length: int):
-        self.flags, self.prompt_length = _newline_flags(tokenizer), prompt_length
+    The prompt length is read at the first call (HF calls after each new token), not given: a wrapped model
+    (e.g. in-context unlearning's `PrefixedModel`) may put more tokens in front of the caller's prompt."""
+
+    def __init__(self, tokenizer):
+        self.flags, self.prompt_length = _newline_flags(tokenizer), None
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        if self.prompt_length is None:
+            self.prompt_length = input_ids.shape[1] - 1
         new = input_ids[:, self.prompt_length :]
         if new.numel() and int(new.max()) >= len(self.flags):  # ids past the tokenizer (padded embeddings): no text
             self.flags = torch.cat([self.flags, self.flags.new_zeros(int(new.max()) + 1 - len(self.flags), 3)])
@@ -209,7 +214,7 @@ def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, 
     out: list[str] = [""] * len(prompts)
     for idx in _batches([len(p) for p in prompts], batch_size):
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-        stop = StoppingCriteriaList([FirstLineDone(tok, enc["input_ids"].shape[1])] if stop_at_newline else [])
+        stop = StoppingCriteriaList([FirstLineDone(tok)] if stop_at_newline else [])
         gen = lm.model.generate(
             **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id, top_p=None, top_k=None, temperature=None, stopping_criteria=stop,

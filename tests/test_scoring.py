@@ -77,9 +77,11 @@ FAKE_FLAGS = torch.tensor([[True, False, False], [False, True, True], [True, Tru
     ([3, 0], False),  # whitespace and newlines only
 ])
 def test_first_line_done_stops_exactly_when_the_kept_line_is_fixed(lm, tokens, done):
-    stop = S.FirstLineDone(lm.tokenizer, prompt_length=2)
+    stop = S.FirstLineDone(lm.tokenizer)
     stop.flags = FAKE_FLAGS
-    assert bool(stop(torch.tensor([[1, 1, *tokens]]), None)[0]) is done
+    row = [1, 1, *tokens]  # a two-token prompt, then the generated tokens, fed one step at a time like HF does
+    results = [bool(stop(torch.tensor([row[: 3 + i]]), None)[0]) for i in range(len(tokens))]
+    assert results[-1] is done and stop.prompt_length == 2
 
 
 def test_newline_flags_read_the_tokenizer(lm):
@@ -95,6 +97,18 @@ def test_generate_stops_rows_early_without_changing_first_lines(lm, monkeypatch)
     never = lambda self, ids, scores, **kw: torch.zeros(ids.shape[0], dtype=torch.bool)  # noqa: E731
     monkeypatch.setattr(S.FirstLineDone, "__call__", never)  # never stops: plain HF generation
     assert early == S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
+
+
+def test_generate_early_stop_through_a_model_that_prepends_tokens(lm, monkeypatch):
+    """In-context unlearning's wrapper puts a prefix (with newlines) before the prompt; the stop must not read it."""
+    from obliviate.methods.in_context import PrefixedModel
+
+    prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
+    wrapped = S.LoadedModel(PrefixedModel(lm.model, prefix), lm.tokenizer, "prefixed")
+    early = S.generate(wrapped, PROMPTS, max_new_tokens=12)
+    monkeypatch.setattr(S.FirstLineDone, "__call__", lambda self, ids, scores, **kw: torch.zeros(
+        ids.shape[0], dtype=torch.bool))
+    assert early == S.generate(wrapped, PROMPTS, max_new_tokens=12)
 
 
 def test_hidden_states_shape_and_batch_invariance(lm):
