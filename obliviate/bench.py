@@ -123,9 +123,11 @@ def summarise(card: Card, original: Card | None, attacks: dict[str, Any] | None)
     if attacks:
         # Per attack: the share of the facts plain QA no longer answers that it brought back (a fact the
         # unlearning never hid is not a recovery). None when the method hid nothing from that attack's facts.
-        row["recovery"] = {n: back / hidden if hidden else None
-                           for n, r in attacks["results"].items() if r["outcomes"] and "error" not in r["details"]
-                           for back, hidden in [r["beyond_plain"]]}
+        row["recovery"] = {}
+        for n, r in attacks["results"].items():
+            if r["outcomes"] and "error" not in r["details"]:
+                back, hidden = r["beyond_plain"]
+                row["recovery"][n] = back / hidden if hidden else None
         scored = {n: v for n, v in row["recovery"].items() if v is not None}
         row["worst_attack"] = max(scored, key=scored.get) if scored else None
         row["worst_recovery"] = scored.get(row["worst_attack"])

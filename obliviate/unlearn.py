@@ -44,7 +44,8 @@ def keep_examples(task: Task, split: str) -> Examples:
     """QA pairs of the facts a method keeps: "retain", "neighbours" (retain when the task has none), or both."""
     facts = {"retain": task.retain, "neighbours": task.neighbours or task.retain,
              "neighbours+retain": task.neighbours + task.retain}[split]
-    return fact_examples(facts, ("qa",), task.retain_documents if split != "neighbours" or not task.neighbours else [])
+    only_neighbours = split == "neighbours" and bool(task.neighbours)  # retain documents come with retain facts
+    return fact_examples(facts, ("qa",), [] if only_neighbours else task.retain_documents)
 
 
 @dataclass
