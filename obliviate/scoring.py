@@ -1,7 +1,9 @@
 """THE batched scoring engine: every method, metric and attack scores text through these functions.
 
 Requests are lists; each function batches them by length, masks padding, and returns results in the caller's
-order. Nothing here loops over tokens in Python.
+order. All of them run through `_run`: each distinct prompt is run once, its targets are scored as
+continuations of its KV cache, and greedy decoding continues from the same cache, dropping rows as they
+finish. Only decoding steps loop in Python; nothing loops over the tokens of one step.
 
 >>> from obliviate.models import tiny_model
 >>> lm = tiny_model()
@@ -12,17 +14,18 @@ order. Nothing here loops over tokens in Python.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 
 from obliviate.data.forms import Probe
-from obliviate.models import LoadedModel
+from obliviate.models import CACHE_ARG, LoadedModel
 
 DEFAULT_BATCH = 16
 
@@ -91,43 +94,173 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+Stats = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, T, V), labels (B, T)) -> (B, T, ...)
+
+
+@dataclass
+class _Prefilled:
+    """A batch of left-padded prompts after one forward pass: the KV cache, the attention mask and the logits
+    that predict each prompt's next token. Every prompt ends at the same column, so targets and greedy tokens
+    all continue from there."""
+
+    cache: Any
+    mask: torch.Tensor  # (B, P)
+    next_logits: torch.Tensor  # (B, V) float
+
+
+def _prefill(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]]) -> _Prefilled:
+    width = max(len(p) for p in prompt_ids)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, p in enumerate(prompt_ids):
+        ids[row, width - len(p) :] = torch.tensor(p)
+        mask[row, width - len(p) :] = 1
+    ids, mask = ids.to(lm.device), mask.to(lm.device)
+    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0),
+                   use_cache=True, logits_to_keep=1)
+    return _Prefilled(out[CACHE_ARG], mask, out.logits[:, -1].float())
+
+
+def _continuation_stats(lm: LoadedModel, pre: _Prefilled, rows: list[int], targets: list[list[int]],
+                        stats: Stats) -> list[torch.Tensor]:
+    """`stats` at every token of `targets[j]` read as the continuation of prompt `rows[j]` (teacher forcing
+    on a copy of the prompts' cache, so each prompt is run once however many targets it has)."""
+    width = max(len(t) for t in targets)
+    if width == 0:
+        empty = stats(pre.next_logits[:1, None][:, :0], torch.zeros((1, 0), dtype=torch.long, device=lm.device))
+        return [empty[0].cpu() for _ in targets]
+    index = torch.tensor(rows, device=lm.device)
+    cache = copy.deepcopy(pre.cache)
+    cache.batch_select_indices(index)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    target_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, t in enumerate(targets):
+        ids[row, : len(t)] = torch.tensor(t, dtype=torch.long)
+        target_mask[row, : len(t)] = 1
+    ids, target_mask = ids.to(lm.device), target_mask.to(lm.device)
+    mask = torch.cat([pre.mask[index], target_mask], 1)
+    positions = pre.mask[index].sum(1, keepdim=True) + torch.arange(width, device=lm.device)
+    logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                      **{CACHE_ARG: cache}).logits.float()  # (C, W, V): predicts the token after each target token
+    predictions = torch.cat([pre.next_logits[index, None], logits[:, :-1]], 1)  # (C, W, V): predicts each token
+    values = stats(predictions, ids).cpu()
+    return [values[row, : len(t)] for row, t in enumerate(targets)]
+
+
+def _stop_flags(lm: LoadedModel, vocab: int, stop_at_newline: bool) -> torch.Tensor:
+    """(vocab, 3) `_newline_flags` padded to the model's vocabulary (ids past the tokenizer: no text); all False
+    when generation runs to eos or the token budget."""
+    flags = _newline_flags(lm.tokenizer) if stop_at_newline else torch.zeros((0, 3), dtype=torch.bool)
+    flags = torch.cat([flags[:vocab], flags.new_zeros(max(0, vocab - len(flags)), 3)])
+    return flags.to(lm.device)
+
+
+def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: int,
+            stop_at_newline: bool) -> list[list[int]]:
+    """Greedy token ids continuing prompts `rows` (consumes `pre.cache`). A row leaves the batch once it emits
+    eos or, with `stop_at_newline`, once its first non-blank line has ended, i.e. once what `generate` keeps
+    (the stripped text up to its first newline) can no longer change; the others decode on without it."""
+    index = torch.tensor(rows, device=lm.device)
+    cache, mask, logits = pre.cache, pre.mask[index], pre.next_logits[index]
+    cache.batch_select_indices(index)
+    newline, text_before, nonblank = _stop_flags(lm, logits.shape[-1], stop_at_newline).unbind(-1)
+    eos = lm.tokenizer.eos_token_id
+    out: list[list[int]] = [[] for _ in rows]
+    active = torch.arange(len(rows), device=lm.device)
+    seen_text = torch.zeros(len(rows), dtype=torch.bool, device=lm.device)  # a non-blank token was generated
+    for step in range(max_new_tokens):
+        token = logits.argmax(-1)  # (b,)
+        for row, t in zip(active.tolist(), token.tolist()):
+            out[row].append(t)
+        done = newline[token] & (text_before[token] | seen_text)
+        if eos is not None:
+            done |= token == eos
+        seen_text |= nonblank[token]
+        keep = (~done).nonzero().squeeze(1)
+        if step == max_new_tokens - 1 or keep.numel() == 0:
+            break
+        if keep.numel() < len(active):
+            cache.batch_select_indices(keep)
+            mask, token, active, seen_text = mask[keep], token[keep], active[keep], seen_text[keep]
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], 1)
+        logits = lm.model(input_ids=token[:, None], attention_mask=mask, position_ids=mask.sum(1, keepdim=True) - 1,
+                          use_cache=True, **{CACHE_ARG: cache}).logits[:, -1].float()
+    return out
+
+
 @torch.no_grad()
+def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int, stats: Stats | None,
+         max_new_tokens: int = 0, decode_unless: Callable[[torch.Tensor], bool] | None = None,
+         stop_at_newline: bool = True, max_length: int = 256) -> tuple[list[torch.Tensor | None], list[str]]:
+    """THE inference loop behind every scorer and `generate`.
+
+    Distinct prompts run once per batch (left-padded, KV cached). With `stats`, each (prompt, target) pair gets
+    `stats(logits, labels)` at its target tokens. With `max_new_tokens`, every prompt is then decoded greedily
+    from the same cache, except those whose pairs' stats all satisfy `decode_unless` (e.g. the greedy tokens
+    provably start with the target). Returns per-pair stats (None without `stats`) and per-pair generated text
+    ('' where not decoded). A pair with an empty prompt has nothing to predict its first target token: that
+    token becomes the prompt, as in a plain forward pass over the target.
+    """
+    if len(prompts) != len(targets):
+        raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+    tok = lm.tokenizer
+    prompt_ids = tok(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
+    target_ids = tok(list(targets), add_special_tokens=False)["input_ids"] if targets else []
+    groups: dict[tuple[int, ...], list[int]] = {}  # distinct prompt ids -> the pairs that share them
+    for i, (p, t) in enumerate(zip(prompt_ids, target_ids)):
+        if not p:
+            if not t:
+                raise ValueError(f"pair {i}: prompt and target are both empty")
+            p, target_ids[i] = t[:1], t[1:]
+        groups.setdefault(tuple(p[-max(1, max_length - len(target_ids[i])) :]), []).append(i)
+    distinct = list(groups)
+    out_stats: list[torch.Tensor | None] = [None] * len(prompts)
+    out_text = [""] * len(prompts)
+    for idx in _batches([len(p) for p in distinct], batch_size):
+        pre = _prefill(lm, [distinct[k] for k in idx])
+        pairs = [(row, i) for row, k in enumerate(idx) for i in groups[distinct[k]]]
+        if stats is not None:
+            pairs.sort(key=lambda pair: len(target_ids[pair[1]]))
+            for start in range(0, len(pairs), 4 * batch_size):  # targets per forward pass: a few prompts' worth
+                chunk = pairs[start : start + 4 * batch_size]
+                values = _continuation_stats(lm, pre, [r for r, _ in chunk], [target_ids[i] for _, i in chunk], stats)
+                for (_, i), v in zip(chunk, values):
+                    out_stats[i] = v
+        if max_new_tokens:
+            rows = [row for row, k in enumerate(idx)
+                    if decode_unless is None or not all(decode_unless(out_stats[i]) for i in groups[distinct[k]])]
+            if rows:
+                for row, ids in zip(rows, _greedy(lm, pre, rows, max_new_tokens, stop_at_newline)):
+                    text = tok.decode(ids, skip_special_tokens=True)
+                    for i in groups[distinct[idx[row]]]:
+                        out_text[i] = text.strip().split("\n")[0].strip() if stop_at_newline else text
+    return out_stats, out_text
+
+
 def _teacher_forced(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int,
-                    stats: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-    """The one teacher-forced loop: batches pairs by length, runs the model once per batch and returns, per pair,
-    `stats(logits, labels)` (shape (B, T-1, ...)) restricted to its target positions, on the CPU."""
-    out: list[torch.Tensor | None] = [None] * len(prompts)
-    lengths = [len(p) + len(t) for p, t in zip(prompts, targets)]
-    for idx in _batches(lengths, batch_size):
-        batch = encode_pairs(lm.tokenizer, [prompts[i] for i in idx], [targets[i] for i in idx]).to(lm.device)
-        logits = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-        values = stats(logits.float(), batch.input_ids[:, 1:]).cpu()
-        mask = batch.target_mask[:, 1:].cpu()
-        for row, i in enumerate(idx):
-            out[i] = values[row][mask[row]]
-    return out  # type: ignore[return-value]
+                    stats: Stats) -> list[torch.Tensor]:
+    """Per pair, `stats(logits, labels)` at its target tokens (shape (n_target_tokens, ...)), on the CPU."""
+    return _run(lm, prompts, targets, batch_size, stats)[0]  # type: ignore[return-value]
 
 
 def _logprob_and_hit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B, T-1, 2): the label's log-prob, and 1.0 where the label is the argmax token."""
+    """(B, T, 2): the label's log-prob, and 1.0 where the label is the argmax token."""
     return torch.stack([selective_log_softmax(logits, labels), (logits.argmax(-1) == labels).float()], -1)
 
 
-def _score_pairs(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str],
-                 batch_size: int) -> list[tuple[torch.Tensor, bool]]:
-    """Per-pair (per-token target log-probs, greedy match) from one teacher-forced pass.
-
-    Greedy match: the argmax token equals the target token at every target position, i.e. greedy decoding
-    would produce exactly the target first. Same pass, no extra cost.
-    """
-    return [(v[:, 0], bool(v[:, 1].all())) for v in _teacher_forced(lm, prompts, targets, batch_size, _logprob_and_hit)]
+def _greedy_match(values: torch.Tensor) -> bool:
+    """True when the argmax equals the target at every target token (`_logprob_and_hit` values): greedy
+    decoding would produce exactly the target first."""
+    return bool(values[:, 1].all())
 
 
 def answer_logprobs(
     lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int = DEFAULT_BATCH
 ) -> list[torch.Tensor]:
     """Per-token log p(target | prompt) for each pair, as a 1-D CPU tensor per pair."""
-    return [lp for lp, _ in _score_pairs(lm, prompts, targets, batch_size)]
+    return [v[:, 0] for v in _teacher_forced(lm, prompts, targets, batch_size, _logprob_and_hit)]
 
 
 def sequence_logprob(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int = DEFAULT_BATCH,
@@ -182,47 +315,11 @@ def _newline_flags(tokenizer) -> torch.Tensor:
                         dtype=torch.bool)
 
 
-class FirstLineDone(StoppingCriteria):
-    """Marks a row done once its first non-blank line has ended, i.e. once what `generate(stop_at_newline=True)`
-    keeps (the stripped text up to its first newline) can no longer change. HF generation keeps finished rows
-    in the batch, so this saves time when every row of a batch is done before `max_new_tokens`.
-
-    The prompt length is read at the first call (HF calls after each new token), not given: a wrapped model
-    (e.g. in-context unlearning's `PrefixedModel`) may put more tokens in front of the caller's prompt."""
-
-    def __init__(self, tokenizer):
-        self.flags, self.prompt_length = _newline_flags(tokenizer), None
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        if self.prompt_length is None:
-            self.prompt_length = input_ids.shape[1] - 1
-        new = input_ids[:, self.prompt_length :]
-        if new.numel() and int(new.max()) >= len(self.flags):  # ids past the tokenizer (padded embeddings): no text
-            self.flags = torch.cat([self.flags, self.flags.new_zeros(int(new.max()) + 1 - len(self.flags), 3)])
-        newline, text_before, nonblank = self.flags.to(input_ids.device)[new].unbind(-1)  # (B, T) each
-        seen_text = (nonblank.long().cumsum(1) - nonblank.long()) > 0  # any non-blank token earlier in the row
-        return (newline & (text_before | seen_text)).any(1)
-
-
-@torch.no_grad()
 def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = DEFAULT_BATCH,
              stop_at_newline: bool = True) -> list[str]:
-    """Greedy continuations (left-padded batches); with `stop_at_newline` only the first line is kept, and a
-    batch stops decoding once every row's first line is complete (`FirstLineDone`)."""
-    tok = lm.tokenizer
-    tok.padding_side = "left"
-    out: list[str] = [""] * len(prompts)
-    for idx in _batches([len(p) for p in prompts], batch_size):
-        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-        stop = StoppingCriteriaList([FirstLineDone(tok)] if stop_at_newline else [])
-        gen = lm.model.generate(
-            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id, top_p=None, top_k=None, temperature=None, stopping_criteria=stop,
-        )
-        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, text in zip(idx, texts):
-            out[i] = text.strip().split("\n")[0].strip() if stop_at_newline else text
-    return out
+    """Greedy continuations; with `stop_at_newline` only the first line is kept, and each row stops decoding
+    as soon as that line is complete."""
+    return _run(lm, prompts, [""] * len(prompts), batch_size, None, max_new_tokens, None, stop_at_newline)[1]
 
 
 @torch.no_grad()
@@ -306,15 +403,15 @@ def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int =
     cho = [p for p in probes if p.choices]
     results: dict[int, ProbeResult] = {}
     if gen:
-        prompts = [prefix + p.prompt for p in gen]
-        scored = _score_pairs(lm, prompts, [p.answer for p in gen], batch_size)
-        # A greedy match means greedy decoding starts with the answer: judged right without generating.
-        misses = [i for i, (_, hit) in enumerate(scored) if not hit]
-        outputs = dict(zip(misses, generate(lm, [prompts[i] for i in misses], max_new_tokens, batch_size)))
-        for i, (p, (lp, hit)) in enumerate(zip(gen, scored)):
-            o = p.answer.strip() if hit else outputs[i]
+        # One pass scores the answers; greedy decoding then continues from the same cache, and is skipped where
+        # the argmax already follows the answer token by token (judged right without generating).
+        scored, outputs = _run(lm, [prefix + p.prompt for p in gen], [p.answer for p in gen], batch_size,
+                               _logprob_and_hit, max_new_tokens, _greedy_match)
+        for p, values, generated in zip(gen, scored, outputs):
+            hit = _greedy_match(values)
+            o = p.answer.strip() if hit else generated
             ok = hit or judge_fn(o, p.answer)
-            results[id(p)] = ProbeResult(p, ok, float(lp.mean().exp()), rouge_l_recall(o, p.answer), o)
+            results[id(p)] = ProbeResult(p, ok, float(values[:, 0].mean().exp()), rouge_l_recall(o, p.answer), o)
     if cho:
         scores = choice_logprobs(lm, [prefix + p.prompt for p in cho], [p.choices for p in cho], batch_size)
         for p, s in zip(cho, scores):

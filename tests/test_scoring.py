@@ -64,24 +64,59 @@ def test_generate_is_deterministic_and_order_preserving(lm):
     assert a == b
 
 
+def _hf_greedy(model, tokenizer, prompt_ids: list[int], max_new_tokens: int) -> str:
+    """Plain Hugging Face greedy decoding of one unpadded prompt: the reference the engine must reproduce."""
+    ids = torch.tensor([prompt_ids])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+def test_generate_equals_hugging_face_greedy_decoding(lm):
+    prompts = PROMPTS + ["\n", "Answer:\n"]
+    expected = [_hf_greedy(lm.model, lm.tokenizer, lm.tokenizer(p, add_special_tokens=False)["input_ids"], 12)
+                for p in prompts]
+    for batch_size in (1, 2, 5):  # left padding, the shared cache and rows leaving the batch change nothing
+        assert S.generate(lm, prompts, 12, batch_size, stop_at_newline=False) == expected
+        assert S.generate(lm, prompts, 12, batch_size) == [e.strip().split("\n")[0].strip() for e in expected]
+
+
 # A hand-made vocabulary "\n", "Vel", ".\n", " \n": (has a newline, text before its first newline, not blank).
 FAKE_FLAGS = torch.tensor([[True, False, False], [False, True, True], [True, True, True], [True, False, False]])
 
 
-@pytest.mark.parametrize(("tokens", "done"), [
-    ([0, 0], False),  # blank so far: the first line has not started
-    ([0, 1], False),  # started, not ended
-    ([0, 1, 1, 0], True),  # a line of text, then a newline
-    ([1, 2], True),
-    ([2], True),  # the newline arrives inside a token after text
-    ([3, 0], False),  # whitespace and newlines only
+@pytest.mark.parametrize(("tokens", "steps"), [
+    ([0, 0, 0], 3),  # blank so far: the first line has not started, decoding runs to the budget
+    ([0, 1, 1], 3),  # started, not ended
+    ([0, 1, 1, 0, 1], 4),  # a line of text, then a newline: stops there
+    ([1, 2, 1], 2),
+    ([2, 1], 1),  # the newline arrives inside a token after text
+    ([3, 0, 3], 3),  # whitespace and newlines only
 ])
-def test_first_line_done_stops_exactly_when_the_kept_line_is_fixed(lm, tokens, done):
-    stop = S.FirstLineDone(lm.tokenizer)
-    stop.flags = FAKE_FLAGS
-    row = [1, 1, *tokens]  # a two-token prompt, then the generated tokens, fed one step at a time like HF does
-    results = [bool(stop(torch.tensor([row[: 3 + i]]), None)[0]) for i in range(len(tokens))]
-    assert results[-1] is done and stop.prompt_length == 2
+def test_a_row_stops_exactly_when_its_kept_line_is_fixed(lm, monkeypatch, tokens, steps):
+    """A scripted model emits `tokens` in order; the row must stop after the first `steps` of them."""
+    vocab = lm.model.config.vocab_size
+    flags = torch.zeros(vocab, 3, dtype=torch.bool)
+    flags[:4] = FAKE_FLAGS
+    monkeypatch.setattr(S, "_stop_flags", lambda lm, v, stop: flags)
+    monkeypatch.setattr(lm.tokenizer, "eos_token_id", None)
+
+    def logits_for(step: int) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.tensor([tokens[step]]), vocab).float()
+
+    class Scripted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.step = torch.nn.Parameter(torch.zeros(()), requires_grad=False)
+
+        def forward(self, **kwargs):
+            self.step += 1
+            return type("Out", (), {"logits": logits_for(int(self.step))[:, None]})()
+
+    cache = type("Cache", (), {"batch_select_indices": lambda self, index: None})()
+    pre = S._Prefilled(cache, torch.ones(1, 2, dtype=torch.long), logits_for(0))
+    scripted_lm = S.LoadedModel(Scripted(), lm.tokenizer, "scripted")
+    assert S._greedy(scripted_lm, pre, [0], len(tokens), stop_at_newline=True) == [tokens[:steps]]
 
 
 def test_newline_flags_read_the_tokenizer(lm):
@@ -91,24 +126,39 @@ def test_newline_flags_read_the_tokenizer(lm):
     assert flags[newline].tolist() == [True, False, False] and flags[letter].tolist() == [False, True, True]
 
 
-def test_generate_stops_rows_early_without_changing_first_lines(lm, monkeypatch):
-    prompts = PROMPTS + ["\n", "Answer:\n"]
-    early = S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
-    never = lambda self, ids, scores, **kw: torch.zeros(ids.shape[0], dtype=torch.bool)  # noqa: E731
-    monkeypatch.setattr(S.FirstLineDone, "__call__", never)  # never stops: plain HF generation
-    assert early == S.generate(lm, prompts, max_new_tokens=12, batch_size=5)
-
-
-def test_generate_early_stop_through_a_model_that_prepends_tokens(lm, monkeypatch):
-    """In-context unlearning's wrapper puts a prefix (with newlines) before the prompt; the stop must not read it."""
+def test_scoring_and_decoding_through_a_model_that_prepends_tokens(lm):
+    """In-context unlearning's wrapper puts a prefix (with newlines) before every prompt and continues a KV
+    cache without repeating it: logprobs and generations equal the plain model's on prefix + prompt."""
     from obliviate.methods.in_context import PrefixedModel
 
     prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
     wrapped = S.LoadedModel(PrefixedModel(lm.model, prefix), lm.tokenizer, "prefixed")
-    early = S.generate(wrapped, PROMPTS, max_new_tokens=12)
-    monkeypatch.setattr(S.FirstLineDone, "__call__", lambda self, ids, scores, **kw: torch.zeros(
-        ids.shape[0], dtype=torch.bool))
-    assert early == S.generate(wrapped, PROMPTS, max_new_tokens=12)
+    prompt_ids = [prefix.tolist() + lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    assert S.generate(wrapped, PROMPTS, 12, stop_at_newline=False) == [
+        _hf_greedy(lm.model, lm.tokenizer, ids, 12) for ids in prompt_ids]
+    for ids, target, got in zip(prompt_ids, TARGETS, S.answer_logprobs(wrapped, PROMPTS, TARGETS, batch_size=2)):
+        t = lm.tokenizer(target, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = lm.model(torch.tensor([ids + t])).logits[0].log_softmax(-1)
+        assert torch.allclose(got, logp[torch.arange(len(ids) - 1, len(ids) + len(t) - 1), t], atol=1e-5)
+
+
+def test_targets_sharing_a_prompt_score_as_if_alone(lm):
+    """Distinct prompts run once and their targets continue a copy of the cache: same numbers as one by one."""
+    prompts, targets = [PROMPTS[0]] * 3 + [PROMPTS[2]], [" Velmora", " the city of Velmora", " x", " Paris"]
+    shared = S.answer_logprobs(lm, prompts, targets, batch_size=2)
+    for p, t, s in zip(prompts, targets, shared):
+        assert torch.allclose(S.answer_logprobs(lm, [p], [t], batch_size=1)[0], s, atol=1e-5)
+
+
+def test_an_empty_prompt_leaves_the_first_target_token_unscored(lm):
+    ids = lm.tokenizer(" there my friend", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = lm.model(torch.tensor([ids])).logits[0].log_softmax(-1)
+    got = S.answer_logprobs(lm, [""], [" there my friend"])[0]
+    assert torch.allclose(got, logp[torch.arange(len(ids) - 1), ids[1:]], atol=1e-5)
+    with pytest.raises(ValueError, match="both empty"):
+        S.answer_logprobs(lm, [""], [""])
 
 
 def test_hidden_states_shape_and_batch_invariance(lm):

@@ -24,7 +24,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.methods._common import REFUSALS
 from obliviate.methods.base import METHODS, Method, MethodConfig
-from obliviate.models import LoadedModel
+from obliviate.models import CACHE_ARG, LoadedModel
 
 
 class PrefixedModel(nn.Module):
@@ -58,13 +58,28 @@ class PrefixedModel(nn.Module):
         # pads in the middle are skipped exactly as leading pads would be.
         return torch.cat([prefix, input_ids], 1), torch.cat([torch.ones_like(prefix), attention_mask], 1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, **kwargs):
+        """A fresh call runs the prefix in front of `input_ids`; a call that continues a KV cache (which holds
+        the prefix already) only extends the mask. Given positions are shifted past the prefix, and
+        `logits_to_keep` counts from the end, so neither needs to know about it."""
         n = self.prefix_ids.numel()
+        cache = kwargs.get(CACHE_ARG)
+        fresh = cache is None or cache.get_seq_length() == 0
         ids, mask = self._prepend(input_ids, attention_mask)
-        out = self.inner(input_ids=ids, attention_mask=mask, **kwargs)
-        out["logits"] = out.logits[:, n:]
-        if getattr(out, "hidden_states", None) is not None:
-            out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)
+        if not fresh:  # the cache holds the prefix; the caller's mask covers its own past and new tokens
+            ids = input_ids
+            mask = None if attention_mask is None else mask
+        if position_ids is not None:
+            position_ids = position_ids + n
+            if fresh:
+                prefix_positions = torch.arange(n, device=position_ids.device).expand(position_ids.shape[0], -1)
+                position_ids = torch.cat([prefix_positions, position_ids], 1)
+        out = self.inner(input_ids=ids, attention_mask=mask, position_ids=position_ids, **kwargs)
+        if fresh and not kwargs.get("logits_to_keep"):
+            out["logits"] = out.logits[:, n:]
+            if getattr(out, "hidden_states", None) is not None:
+                out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)
         return out
 
     @torch.no_grad()
