@@ -4,9 +4,26 @@ import pytest
 import torch
 
 from obliviate.data.people import people_task
+from obliviate.data.realfacts import real_facts
 from obliviate.editing import EditConfig, EditRequest, SADRConfig, edit, key_second_moment, nullspace_projector
-from obliviate.editing.metrics import aggregate, evaluate_case, make_cases, request_from_fact, score_before
-from obliviate.editing.rank_one import down_proj, mean_keys, solve_update, subject_token_index
+from obliviate.editing.metrics import (
+    aggregate,
+    check_disjoint,
+    evaluate_case,
+    make_cases,
+    request_from_fact,
+    score_before,
+)
+from obliviate.editing.rank_one import (
+    PRESERVE_SUBJECTS,
+    down_proj,
+    mean_keys,
+    mentions,
+    preserved_moment,
+    solve_update,
+    subject_token_index,
+)
+from obliviate.editing.rome import default_layers, preserved_subjects
 from obliviate.editing.sadr import AttentionDriftRegulariser, eager_attention
 from obliviate.errors import ConfigError
 from obliviate.models import tiny_model
@@ -113,3 +130,59 @@ def test_metrics_on_people_cases(lm):
     summary = aggregate([row])
     for key in ("efficacy", "efficacy_score", "locality", "fluency"):
         assert summary[key] is None or 0.0 <= summary[key] <= 1.0
+
+
+def _fact_texts(fact):
+    return [fact.question, fact.cloze or "", fact.answer, *fact.paraphrases, *(s.text for s in fact.statements),
+            *(h.question for h in fact.two_hop)]
+
+
+def test_preserved_subjects_are_disjoint_from_the_builtin_tasks():
+    facts = list(real_facts())
+    for size in ("test", "small", "benchmark"):
+        task = people_task(size)
+        facts += [f for split in ("forget", "retain", "neighbours", "general") for f in task.split(split)]
+    texts = [t for f in facts for t in _fact_texts(f)]
+    clash = sorted({s for s in PRESERVE_SUBJECTS for t in texts if mentions(t, s)})
+    assert not clash, clash
+    assert mentions("The capital of Brazil is", "brazil") and not mentions("Brazilian food", "Brazil")
+
+
+def test_preserved_keys_move_less_and_the_edit_still_takes(lm):
+    other = ("Zelin Brom", "Oda Fenn", "Pim Varro")
+    layer = 1
+    keys = mean_keys(lm, layer, [[p.format(s) for p in REQ.prompts] for s in other], list(other))  # (d_ff, 3)
+    edited = mean_keys(lm, layer, [REQ.texts()], [REQ.subject])
+    moved = {}
+    for weight in (0.0, 100.0):
+        cfg = EditConfig(layers=(layer,), preserve_weight=weight, preserve_subjects=(*other, REQ.subject), **FAST)
+        assert preserved_subjects(cfg, [REQ]) == list(other)  # the edited subject itself is never preserved
+        before = down_proj(lm, layer).weight.detach().clone()
+        result = edit(lm, [REQ], cfg)
+        delta = (down_proj(lm, layer).weight.detach() - before).double()
+        moved[weight] = float((delta @ keys.double()).norm() / (delta @ edited.double()).norm())
+        result.undo()
+    assert moved[100.0] < 0.5 * moved[0.0], moved
+    m = preserved_moment(lm, layer, list(REQ.prompts), list(other))
+    assert m.shape == (keys.shape[0], keys.shape[0]) and torch.allclose(m, m.T, atol=1e-5)
+
+
+def test_evaluation_refuses_protected_keys_that_it_scores():
+    task = people_task("test")
+    cases = make_cases(task, task.forget, n=1, seed=0)
+    probed = cases[0].locality[0].prompt
+    subject = next(f.subject for f in task.retain + task.forget + task.neighbours if f.subject in probed)
+    check_disjoint(cases, EditConfig(preserve_weight=1.0))  # the default list is disjoint
+    check_disjoint(cases, EditConfig(preserve_weight=0.0, preserve_subjects=(subject,)))  # nothing protected
+    with pytest.raises(ConfigError, match="disjoint"):
+        check_disjoint(cases, EditConfig(preserve_weight=1.0, preserve_subjects=(subject,)))
+    with pytest.raises(ConfigError):
+        EditConfig(preserve_weight=-1.0)
+
+
+def test_default_layers_spread_over_span_blocks_ending_at_a_sixth_of_the_depth():
+    lm12 = tiny_model(layers=12)
+    assert default_layers(lm12, 3) == (0, 1, 2) and default_layers(lm12) == (2,)
+    assert default_layers(tiny_model(layers=3), 3) == (0,)  # clipped at block 0
+    with pytest.raises(ConfigError):
+        EditConfig(span=0)

@@ -50,7 +50,7 @@ def read_edits(path: str | Path) -> list[EditRequest]:
 def run_edit_command(model: str, edits: str | Path, out: str | Path | None = None, layers: str = "",
                      sadr_weight: float = 0.0, nullspace_threshold: float = 0.0, steps: int = 25,
                      corpus_file: str = "") -> dict:
-    """Load `model`, apply every edit of `edits` at once (ROME for one edit, MEMIT for several), save to `out`.
+    """Load `model`, apply every edit of `edits` at once (MEMIT over `EditConfig` default blocks), save to `out`.
 
     Writes a standard Hugging Face model directory plus `edit.json` (config, per-edit final NLL, before/after
     probability of each new object, greedy answers). Returns that report.

@@ -187,6 +187,27 @@ def aggregate(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
     return out
 
 
+def check_disjoint(cases: list[EditCase], config) -> None:
+    """Refuse keys protected by `config.preserve_weight` whose subject occurs in a probe that judges the edit
+    (protecting the very prompts that are scored would inflate locality).
+
+    Raises:
+        ConfigError: naming the first preserved subject found in a probe.
+    """
+    from obliviate.editing.rank_one import mentions
+    from obliviate.errors import ConfigError
+
+    if getattr(config, "preserve_weight", 0) <= 0:
+        return
+    for case in cases:
+        probes_ = [*case.rewrite, *case.paraphrase, *case.two_hop, *case.checked()]
+        for subject in config.preserve_subjects:
+            hit = next((p.prompt for p in probes_ if mentions(p.prompt, subject)), None)
+            if hit is not None:
+                raise ConfigError(f"preserved subject {subject!r} occurs in the probe {hit!r} of {case.fact.id}; "
+                                  "protected keys must be disjoint from the evaluation")
+
+
 def evaluate_edits(lm: LoadedModel, cases: list[EditCase], config, stats=None) -> dict:
     """Edit each case on its own (ROME), score it, undo it; returns the mean metrics, seconds per edit, rows.
 
@@ -194,6 +215,7 @@ def evaluate_edits(lm: LoadedModel, cases: list[EditCase], config, stats=None) -
     """
     from obliviate.editing.rome import edit
 
+    check_disjoint(cases, config)
     score_before(lm, cases)
     rows, seconds = [], []
     for case in cases:

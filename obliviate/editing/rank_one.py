@@ -24,6 +24,7 @@ projector=nullspace_projector(key_second_moment(...).moment, threshold))` instea
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,33 @@ NEUTRAL_OPENINGS = (
     "People often", "The game", "In 1990,", "The museum", "Technology", "The teacher", "Football",
     "The old house", "Health experts", "The market", "Travel", "The book",
 )
+
+
+# Subjects whose keys an edit may protect (`EditConfig.preserve_weight`): well-known entities of many kinds that
+# are deliberately *not* subjects, objects or prompt words of any builtin task (realfacts, people), so protecting
+# them never touches what the editing benchmark measures; `tests/test_editing.py` checks the disjointness and
+# `editing.metrics.evaluate_edits` refuses a preserved subject that occurs in a case's probes.
+PRESERVE_SUBJECTS = (
+    # countries (none of builtin:realfacts')
+    "Brazil", "Chile", "Colombia", "Poland", "Turkey", "Iran", "Vietnam", "Indonesia", "Pakistan", "Ukraine",
+    "Austria", "Belgium", "Denmark", "Finland", "Ireland", "Hungary", "Morocco", "Ghana", "Ethiopia", "Cuba",
+    "New Zealand", "Venezuela", "Saudi Arabia", "Israel", "the Philippines", "Malaysia", "Iceland", "Romania",
+    # cities
+    "Chicago", "Toronto", "Sydney", "Istanbul", "Barcelona", "Venice", "Shanghai", "Mumbai", "Dubai", "Vienna",
+    # people
+    "Albert Einstein", "Isaac Newton", "Marie Curie", "Napoleon", "Mozart", "Beethoven", "Cleopatra",
+    "Charles Darwin", "Galileo", "Abraham Lincoln",
+    # elements, works, organisations, places, things
+    "calcium", "zinc", "uranium", "sulfur", "neon", "chlorine", "magnesium",
+    "Hamlet", "The Great Gatsby", "Dracula", "Jane Eyre", "The Last Supper", "The Night Watch",
+    "Microsoft", "Toyota", "NASA", "the Sahara", "Mount Fuji", "the Amazon", "the Eiffel Tower",
+    "the violin", "the elephant", "the tomato", "basketball",
+)
+
+
+def mentions(text: str, subject: str) -> bool:
+    """Whether `subject` occurs in `text` as whole words (case-insensitive)."""
+    return re.search(rf"(?<!\w){re.escape(subject)}(?!\w)", text, flags=re.IGNORECASE) is not None
 
 
 def subject_token_index(tokenizer, text: str, subject: str) -> int:
@@ -180,6 +208,23 @@ def key_second_moment(lm: LoadedModel, layer: int, texts: list[str] | None = Non
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"moment": stats.moment.cpu(), "n_tokens": count}, path)
     return stats
+
+
+@torch.no_grad()
+def preserved_moment(lm: LoadedModel, layer: int, prompts: list[str], subjects: list[str],
+                     batch_size: int = 64) -> torch.Tensor:
+    """E[k kᵀ] (d_ff × d_ff) of the keys at each subject's last token in every prompt ("{}") × subject.
+
+    Added to C with a weight (`EditConfig.preserve_weight`), it makes the update expensive along the keys other
+    subjects have in the edit's own prompts, so their values (their answers to the same question) move less.
+    """
+    texts = [p.format(s) for p in prompts for s in subjects]
+    subj = [s for _ in prompts for s in subjects]
+    total = None
+    for i in range(0, len(texts), batch_size):
+        k = subject_activations(lm, texts[i : i + batch_size], subj[i : i + batch_size], f"mlp_in.{layer}").double()
+        total = k.T @ k if total is None else total + k.T @ k
+    return (total / len(texts)).float()
 
 
 def nullspace_projector(moment: torch.Tensor, threshold: float = 2e-2) -> torch.Tensor:

@@ -30,12 +30,15 @@ import torch
 
 from obliviate.editing.rank_one import (
     NEUTRAL_OPENINGS,
+    PRESERVE_SUBJECTS,
     KeyStats,
     apply_delta,
     down_proj,
     key_second_moment,
     mean_keys,
+    mentions,
     nullspace_projector,
+    preserved_moment,
     solve_update,
     subject_activations,
     subject_token_index,
@@ -74,7 +77,8 @@ class EditRequest:
 class EditConfig:
     """Hyperparameters of one editing run (defaults tuned on SmolLM2-135M, see docs/editing.md)."""
 
-    layers: tuple[int, ...] = ()  # edited blocks (contiguous, the last defines the target); () = (round(n/6),)
+    layers: tuple[int, ...] = ()  # edited blocks (contiguous, the last defines the target); () = default_layers
+    span: int = 3  # with layers=(): this many blocks ending at block round(n/6) (MEMIT spreading; 1 = ROME)
     solver: str = "auto"  # "auto": exact (ROME) for 1 request at 1 layer, else batched (MEMIT); or nullspace
     steps: int = 25  # v* optimisation steps
     lr: float = 0.5
@@ -90,6 +94,9 @@ class EditConfig:
     corpus: tuple[str, ...] = ()  # generic text for C (default: self-generated, cached per model)
     corpus_file: str = ""  # or a UTF-8 file, one passage per line
     sadr: SADRConfig | None = None  # attention-drift regulariser (None = off)
+    # > 0: C += preserve_weight · E[k kᵀ] of other subjects' keys in the edit's own prompts (docs/editing.md)
+    preserve_weight: float = 1.0
+    preserve_subjects: tuple[str, ...] = PRESERVE_SUBJECTS  # never the edited subjects (dropped if present)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,6 +104,10 @@ class EditConfig:
             raise ConfigError(f"solver must be auto, exact, batched or nullspace; got {self.solver!r}")
         if self.steps < 1 or self.lr <= 0 or self.clamp_norm <= 0:
             raise ConfigError(f"need steps >= 1, lr > 0, clamp_norm > 0; got {self.steps}, {self.lr}, {self.clamp_norm}")
+        if self.span < 1:
+            raise ConfigError(f"span must be >= 1, got {self.span}")
+        if self.preserve_weight < 0 or (self.preserve_weight > 0 and not self.preserve_subjects):
+            raise ConfigError(f"preserve_weight must be >= 0 and needs preserve_subjects; got {self.preserve_weight}")
         layers = list(self.layers)
         if layers and layers != list(range(layers[0], layers[0] + len(layers))):
             raise ConfigError(f"edited layers must be contiguous and increasing, got {self.layers}")
@@ -121,9 +132,17 @@ class EditResult:
                 down_proj(self._lm, layer).weight.copy_(weight)
 
 
-def default_layers(lm: LoadedModel) -> tuple[int, ...]:
-    """One early-middle block (~1/6 of the depth; block 5 of SmolLM2's 30), where ROME finds subject recall."""
-    return (max(0, round(n_layers(lm.model) / 6)),)
+def preserved_subjects(config: EditConfig, requests: list[EditRequest]) -> list[str]:
+    """The subjects whose keys the update protects: `config.preserve_subjects` minus any edited subject."""
+    return [s for s in config.preserve_subjects if not any(mentions(r.subject, s) or mentions(s, r.subject)
+                                                           for r in requests)]
+
+
+def default_layers(lm: LoadedModel, span: int = 1) -> tuple[int, ...]:
+    """`span` contiguous blocks ending at ~1/6 of the depth (block 5 of SmolLM2's 30), where ROME finds subject
+    recall; the last one is where the v* target is set, the update is spread over all of them (MEMIT)."""
+    last = max(0, round(n_layers(lm.model) / 6))
+    return tuple(range(max(0, last - span + 1), last + 1))
 
 
 @torch.no_grad()
@@ -241,7 +260,7 @@ def edit(lm: LoadedModel, requests: list[EditRequest], config: EditConfig | None
     if not requests:
         raise ConfigError("edit() needs at least one EditRequest")
     start = time.perf_counter()
-    layers = tuple(config.layers) or default_layers(lm)
+    layers = tuple(config.layers) or default_layers(lm, config.span)
     n = n_layers(lm.model)
     if any(not 0 <= layer < n for layer in layers):
         raise ConfigError(f"edited layers {layers} are outside the model's 0..{n - 1}")
@@ -264,15 +283,20 @@ def edit(lm: LoadedModel, requests: list[EditRequest], config: EditConfig | None
     corpus = list(config.corpus) if config.corpus else None
     for i, layer in enumerate(layers):
         st = (stats or {}).get(layer) or key_second_moment(lm, layer, corpus, config.corpus_file or None)
+        moment = st.moment
+        if config.preserve_weight > 0:
+            prompts = sorted({p for r in requests for p in r.prompts})
+            moment = moment + config.preserve_weight * preserved_moment(
+                lm, layer, prompts, preserved_subjects(config, requests)).to(moment.device)
         keys = mean_keys(lm, layer, texts, subjects)  # (d_ff, n)
         flat = [t for ts in texts for t in ts]
         cur = subject_activations(lm, flat, [s for ts, s in zip(texts, subjects) for _ in ts], f"resid.{z_layer}")
         sizes = [len(ts) for ts in texts]
         cur = torch.stack([c.mean(0) for c in cur.split(sizes)], 1)  # (d, n)
         resid = (z - cur) / (len(layers) - i)
-        projector = (nullspace_projector(st.moment, config.nullspace_threshold)
+        projector = (nullspace_projector(moment, config.nullspace_threshold)
                      if solver == "nullspace" else None)
-        delta = solve_update(keys, resid, st.moment, solver=solver, cov_weight=config.cov_weight,
+        delta = solve_update(keys, resid, moment, solver=solver, cov_weight=config.cov_weight,
                              projector=projector, l2=config.l2)
         apply_delta(lm, layer, delta)
     return EditResult(layers, nlls, time.perf_counter() - start, shares, saved, lm)

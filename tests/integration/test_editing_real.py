@@ -23,7 +23,7 @@ def realfact_cases(base):
 
 @pytest.fixture(scope="module")
 def results(base, realfact_cases):
-    layers = default_layers(base)
+    layers = default_layers(base, EditConfig().span)
     stats = {layer: key_second_moment(base, layer) for layer in layers}
     plain = evaluate_edits(base, realfact_cases, EditConfig(layers=layers, steps=STEPS), stats)["summary"]
     sadr = evaluate_edits(base, realfact_cases, EditConfig(layers=layers, steps=STEPS, sadr=SADRConfig(weight=1.0)),
