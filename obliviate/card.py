@@ -72,6 +72,7 @@ def evaluate(
     applies = {name: metric.applies(ctx) for name, metric in chosen}
     card = Card(model=lm.source, task=task.name,
                 config={"eval": asdict(ctx.config), "environment": environment(),
+                        "dtype": str(next(lm.model.parameters()).dtype).removeprefix("torch."),
                         "reference": reference.source if reference else None,
                         "original": original.source if original else None})
     for name, metric in chosen:

@@ -92,12 +92,15 @@ def eval_(
     original: Annotated[str | None, typer.Option(help="The model before unlearning.")] = None,
     metrics: Annotated[str | None, typer.Option(help="Comma-separated metric names (default: all that apply, except opt-in ones such as lm_eval_utility).")] = None,
     max_facts: Annotated[int, typer.Option(help="Facts per split.")] = 60,
+    dtype: Annotated[str | None, typer.Option(help="Compute dtype of every model: float32 (CPU default), bfloat16 "
+                                              "(~2.7x faster on CPUs with bf16 units; 98 % of verdicts unchanged on "
+                                              "SmolLM2), float16.")] = None,
     seed: int = 0,
     out: OutOpt = None,
 ) -> None:
     from obliviate.pipeline import run_eval
 
-    run_eval(model, task, reference, original, metrics.split(",") if metrics else None, max_facts, seed, out)
+    run_eval(model, task, reference, original, metrics.split(",") if metrics else None, max_facts, seed, out, dtype)
 
 
 @app.command(help="Red-team a model: attacks that try to bring forgotten facts back; writes attacks.json."

@@ -20,7 +20,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.known import known_real_facts
 from obliviate.metrics import EvalConfig
-from obliviate.models import LoadedModel, load_model
+from obliviate.models import LoadedModel, load_model, parse_dtype
 from obliviate.report.console import print_cards
 from obliviate.report.html import render_report
 from obliviate.runs import environment, new_run_dir, write_json
@@ -46,13 +46,16 @@ def load_task(spec: str, base: LoadedModel | None = None) -> Task:
     return task
 
 
-def resolve_model(spec: str) -> LoadedModel:
-    """A model spec: taught:<task> / reference:<task> (builtin:people, taught and cached) or anything load_model takes."""
+def resolve_model(spec: str, dtype: str | None = None) -> LoadedModel:
+    """A model spec: taught:<task> / reference:<task> (builtin:people, taught and cached) or anything load_model
+    takes; `dtype` as in `load_model`."""
     for kind in ("taught", "reference"):
         if spec.startswith(kind + ":"):
             task = task_registry.load(spec[len(kind) + 1 :])
-            return taught_model(task, exclude_forget=kind == "reference")
-    return load_model(spec)
+            lm = taught_model(task, exclude_forget=kind == "reference")
+            chosen = parse_dtype(dtype)
+            return LoadedModel(lm.model.to(chosen), lm.tokenizer, lm.source) if chosen else lm
+    return load_model(spec, dtype=dtype)
 
 
 def _parse_settings(settings: list[str]) -> dict[str, str]:
@@ -98,11 +101,11 @@ def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_siz
 
 
 def run_eval(model: str, task_spec: str, reference: str | None, original: str | None, metrics, max_facts: int,
-             seed: int, out: Path | None) -> Card:
-    lm = resolve_model(model)
+             seed: int, out: Path | None, dtype: str | None = None) -> Card:
+    lm = resolve_model(model, dtype)
     task = load_task(task_spec, lm)
-    ref = resolve_model(reference) if reference else None
-    orig = resolve_model(original) if original else None
+    ref = resolve_model(reference, dtype) if reference else None
+    orig = resolve_model(original, dtype) if original else None
     card = evaluate(lm, task, metrics, reference=ref, original=orig, config=EvalConfig(max_facts=max_facts, seed=seed))
     out = Path(out) if out else new_run_dir(prefix="eval")
     card.save(out / "card.json")

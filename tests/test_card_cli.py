@@ -26,6 +26,7 @@ def test_card_has_every_form_and_split_in_range(tmp_path):
     card.save(tmp_path / "card.json")
     assert Card.load(tmp_path / "card.json").value("forms", "forget", "qa", "n") == values["forget"]["qa"]["n"]
     assert card.metrics["forms"]["version"] and card.config["eval"]["max_facts"] == 4
+    assert card.config["dtype"] == "float32"  # the compute dtype changes numbers, so the card records it
 
 
 def test_card_is_reproducible():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from obliviate.errors import ModelLoadError
+from obliviate.errors import ConfigError, ModelLoadError
 from obliviate.models import load_model, save_model, tiny_model
 
 
@@ -26,3 +26,11 @@ def test_save_and_reload_roundtrip(tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="could not load model"):
         load_model(str(tmp_path / "nowhere"))
+
+
+def test_dtype_is_chosen_at_load_and_bad_names_are_clear():
+    lm = load_model("tiny", dtype="bfloat16")
+    assert next(lm.model.parameters()).dtype == torch.bfloat16
+    assert next(load_model("tiny").model.parameters()).dtype == torch.float32
+    with pytest.raises(ConfigError, match="unknown dtype 'int3'"):
+        load_model("tiny", dtype="int3")

@@ -143,6 +143,19 @@ def test_scoring_and_decoding_through_a_model_that_prepends_tokens(lm):
         assert torch.allclose(got, logp[torch.arange(len(ids) - 1, len(ids) + len(t) - 1), t], atol=1e-5)
 
 
+def test_hidden_states_through_a_model_that_prepends_tokens(lm):
+    from obliviate.methods.in_context import PrefixedModel
+
+    prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
+    wrapped = S.LoadedModel(PrefixedModel(lm.model, prefix), lm.tokenizer, "prefixed")
+    got = S.hidden_states(wrapped, PROMPTS, layers=[0, 2], batch_size=2)
+    for text, states in zip(PROMPTS, got):
+        ids = torch.cat([prefix, torch.tensor(lm.tokenizer(text, add_special_tokens=False)["input_ids"])])
+        with torch.no_grad():
+            plain = lm.model(ids[None], output_hidden_states=True).hidden_states
+        assert torch.allclose(states, torch.stack([plain[0][0, -1], plain[2][0, -1]]), atol=1e-5)
+
+
 def test_targets_sharing_a_prompt_score_as_if_alone(lm):
     """Distinct prompts run once and their targets continue a copy of the cache: same numbers as one by one."""
     prompts, targets = [PROMPTS[0]] * 3 + [PROMPTS[2]], [" Velmora", " the city of Velmora", " x", " Paris"]

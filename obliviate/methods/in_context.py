@@ -78,8 +78,8 @@ class PrefixedModel(nn.Module):
         out = self.inner(input_ids=ids, attention_mask=mask, position_ids=position_ids, **kwargs)
         if fresh and not kwargs.get("logits_to_keep"):
             out["logits"] = out.logits[:, n:]
-            if getattr(out, "hidden_states", None) is not None:
-                out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)
+        if fresh and getattr(out, "hidden_states", None) is not None:
+            out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)
         return out
 
     @torch.no_grad()
