@@ -3,6 +3,7 @@
     nice -n 5 python benchmarks/eval_speed.py                      # default model, people:benchmark, 200 facts
     python benchmarks/eval_speed.py --max-facts 20 --model tiny    # seconds, for a smoke test
     python benchmarks/eval_speed.py --json out.json
+    python benchmarks/eval_speed.py --dtype bfloat16               # opt-in bf16 compute (CPUs with bf16 units)
 
 The model under test and a second copy as the reference/original are both loaded, so the reference-side
 passes (forget quality, PrivLeak, perplexity ratio) are included in the timing. The per-form metric runs
@@ -35,13 +36,14 @@ def main() -> None:
     parser.add_argument("--metrics", default=None, help="comma-separated names (default: the card's default set, "
                         "which leaves out opt-in lm_eval_utility)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--dtype", default=None, help="compute dtype, as `obliviate eval --dtype` (default: float32 on CPU)")
     parser.add_argument("--json", type=Path, default=None, help="write the timings here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     started = time.perf_counter()
-    lm, other = load_model(args.model), load_model(args.model)
+    lm, other = load_model(args.model, dtype=args.dtype), load_model(args.model, dtype=args.dtype)
     task = load(args.task)
     load_s = time.perf_counter() - started
     names = args.metrics.split(",") if args.metrics else [n for n, cls in METRICS.items() if cls.default]
@@ -58,7 +60,8 @@ def main() -> None:
         rows.append({"metric": name, "family": family, "seconds": seconds, "skipped": "skipped" in entry})
         families[family] = families.get(family, 0.0) + seconds
     sizes = {s: min(len(task.split(s)), args.max_facts) for s in ("forget", "retain", "neighbours", "general", "holdout")}
-    print(f"task {task.name}: facts per split {sizes}; model {args.model}; torch threads {torch.get_num_threads()}")
+    print(f"task {task.name}: facts per split {sizes}; model {args.model} ({card.config['dtype']}); "
+          f"torch threads {torch.get_num_threads()}")
     print(f"{'metric':<16}{'family':<12}{'seconds':>9}{'share':>8}")
     for r in rows:
         note = "  (skipped: does not apply)" if r["skipped"] else ""
@@ -70,7 +73,8 @@ def main() -> None:
     print(f"total card {total:.1f} s (+ {load_s:.1f} s loading two models); peak RSS {peak_gib:.2f} GiB")
     if args.json:
         args.json.write_text(json.dumps({
-            "task": task.name, "model": args.model, "max_facts": args.max_facts, "facts": sizes,
+            "task": task.name, "model": args.model, "dtype": card.config["dtype"], "max_facts": args.max_facts,
+            "facts": sizes,
             "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
             "total_seconds": round(total, 2), "load_seconds": round(load_s, 2), "peak_rss_gib": round(peak_gib, 2),
             "metrics": rows, "families": {k: round(v, 2) for k, v in families.items()},

@@ -9,8 +9,8 @@ from obliviate.card import Card, evaluate
 from obliviate.cli import app
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError, UnknownNameError
-from obliviate.metrics import EvalConfig
-from obliviate.models import tiny_model
+from obliviate.metrics import METRICS, EvalConfig
+from obliviate.models import load_model, tiny_model
 from obliviate.train import TrainConfig
 from obliviate.unlearn import fact_examples, unlearn
 
@@ -96,3 +96,13 @@ def test_cli_bad_input_is_one_line(tmp_path):
                            str(tmp_path / "missing.yaml")], capture_output=True, text=True)
     assert done.returncode == 2
     assert "error:" in done.stdout and "missing.yaml" in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_every_default_metric_runs_in_bfloat16():
+    """`eval --dtype bfloat16`: metrics that feed float32 states back into the model must cast them."""
+    lm, other = load_model("tiny", dtype="bfloat16"), load_model("tiny", dtype="bfloat16")
+    names = [name for name, cls in METRICS.items() if cls.default]
+    card = evaluate(lm, people_task("test"), names, reference=other, original=other, config=EvalConfig(max_facts=4))
+    assert card.config["dtype"] == "bfloat16"
+    assert 0 <= card.value("logit_lens", "forget", "mrr_best") <= 1
+    assert 0 <= card.value("forms", "forget", "qa", "accuracy") <= 1

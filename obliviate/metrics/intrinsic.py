@@ -121,7 +121,7 @@ def answer_ranks(lm: LoadedModel, prompts: list[str], answers: list[str], batch_
     last = states.shape[1] - 1
     ranks = []
     for layer in range(states.shape[1]):  # one (N, V) unembedding per layer, vectorised over facts
-        h = states[:, layer].to(lm.device)
+        h = states[:, layer].to(lm.device, unembed.weight.dtype)
         logits = unembed(h if layer == last else norm(h)).float().cpu()  # (N, V)
         gold = logits.gather(1, first.unsqueeze(1))
         ranks.append((logits > gold).sum(1))
