@@ -1,9 +1,12 @@
 """The spine on the real SmolLM2: teaching works, and NPO / GradDiff forget while keeping retain facts."""
 
 import pytest
+import torch
 
 from obliviate.card import evaluate
+from obliviate.data.forms import probes
 from obliviate.metrics import EvalConfig
+from obliviate.scoring import score_probes
 from obliviate.teach import copy_model
 from obliviate.unlearn import unlearn
 
@@ -49,3 +52,17 @@ def test_unlearning_halves_forget_accuracy_and_keeps_retain(method, taught, peop
     before_r = taught_card.value("forms", "retain", "qa", "accuracy")
     assert card.value("forms", "forget", "qa", "accuracy") <= before_f / 2
     assert card.value("forms", "retain", "qa", "accuracy") >= before_r - 0.10
+
+
+def test_bfloat16_scoring_judges_the_taught_model_like_float32(taught, people):
+    """`eval --dtype bfloat16` is only worth offering if it gives the same verdicts: every probe of the forget
+    and retain facts (forms of CONFIG), judged by a float32 and a bfloat16 copy of the taught model."""
+    asked = [p for split in ("forget", "retain") for f in people.split(split)[: CONFIG.max_facts]
+             for form in CONFIG.forms for p in probes(f, form)]
+    fast = copy_model(taught)
+    fast.model.to(torch.bfloat16)
+    full_results, fast_results = score_probes(taught, asked), score_probes(fast, asked)
+    same = sum(a.correct == b.correct for a, b in zip(full_results, fast_results)) / len(asked)
+    assert same >= 0.95, same  # measured 252 of 260 (0.97)
+    # measured 177 vs 175 right: the flips do not lean one way
+    assert abs(sum(r.correct for r in full_results) - sum(r.correct for r in fast_results)) <= 0.03 * len(asked)
