@@ -119,6 +119,14 @@ def parse_dtype(name: str | None) -> torch.dtype | None:
     return DTYPES[name]
 
 
+def with_dtype(lm: LoadedModel, dtype: str | None) -> LoadedModel:
+    """`lm` with its weights cast to the named dtype, in place (None: unchanged)."""
+    chosen = parse_dtype(dtype)
+    if chosen is not None:
+        lm.model.to(chosen)
+    return lm
+
+
 def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device | None = None,
                dtype: str | None = None) -> LoadedModel:
     """Load `spec`: "default", "tiny" (random test model), a local directory, or a Hugging Face id.
@@ -132,12 +140,10 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device | None = No
     2
     """
     device = torch.device(device) if device is not None else default_device()
-    chosen = parse_dtype(dtype)
     if spec == "tiny":
-        lm = tiny_model(device=device)
-        return LoadedModel(lm.model.to(chosen), lm.tokenizer, lm.source) if chosen else lm
+        return with_dtype(tiny_model(device=device), dtype)
     path = default_model_dir() if spec == DEFAULT_MODEL else Path(spec)
-    dtype = chosen or (torch.float32 if device.type == "cpu" else "auto")
+    dtype = parse_dtype(dtype) or (torch.float32 if device.type == "cpu" else "auto")
     try:
         if path.exists():
             tokenizer = AutoTokenizer.from_pretrained(path)

@@ -20,7 +20,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.known import known_real_facts
 from obliviate.metrics import EvalConfig
-from obliviate.models import LoadedModel, load_model, parse_dtype
+from obliviate.models import LoadedModel, load_model, with_dtype
 from obliviate.report.console import print_cards
 from obliviate.report.html import render_report
 from obliviate.runs import environment, new_run_dir, write_json
@@ -52,9 +52,7 @@ def resolve_model(spec: str, dtype: str | None = None) -> LoadedModel:
     for kind in ("taught", "reference"):
         if spec.startswith(kind + ":"):
             task = task_registry.load(spec[len(kind) + 1 :])
-            lm = taught_model(task, exclude_forget=kind == "reference")
-            chosen = parse_dtype(dtype)
-            return LoadedModel(lm.model.to(chosen), lm.tokenizer, lm.source) if chosen else lm
+            return with_dtype(taught_model(task, exclude_forget=kind == "reference"), dtype)
     return load_model(spec, dtype=dtype)
 
 

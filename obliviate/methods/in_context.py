@@ -68,8 +68,7 @@ class PrefixedModel(nn.Module):
         fresh = cache is None or cache.get_seq_length() == 0
         ids, mask = self._prepend(input_ids, attention_mask)
         if not fresh:  # the cache holds the prefix; the caller's mask covers its own past and new tokens
-            ids = input_ids
-            mask = None if attention_mask is None else mask
+            ids, mask = input_ids, None if attention_mask is None else mask
         if position_ids is not None:
             position_ids = position_ids + n
             if fresh:
