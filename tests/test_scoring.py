@@ -94,15 +94,16 @@ FAKE_FLAGS = torch.tensor([[True, False, False], [False, True, True], [True, Tru
     ([3, 0, 3], 3),  # whitespace and newlines only
 ])
 def test_a_row_stops_exactly_when_its_kept_line_is_fixed(lm, monkeypatch, tokens, steps):
-    """A scripted model emits `tokens` in order; the row must stop after the first `steps` of them."""
+    """A scripted model emits `tokens` in order; the row must stop after the first `steps` of them. The fake
+    vocabulary sits at ids FIRST.. so that none of it is the tokenizer's eos."""
+    first = lm.tokenizer.eos_token_id + 10
     vocab = lm.model.config.vocab_size
     flags = torch.zeros(vocab, 3, dtype=torch.bool)
-    flags[:4] = FAKE_FLAGS
+    flags[first : first + 4] = FAKE_FLAGS
     monkeypatch.setattr(S, "_stop_flags", lambda lm, v, stop: flags)
-    monkeypatch.setattr(lm.tokenizer, "eos_token_id", None)
 
     def logits_for(step: int) -> torch.Tensor:
-        return torch.nn.functional.one_hot(torch.tensor([tokens[step]]), vocab).float()
+        return torch.nn.functional.one_hot(torch.tensor([first + tokens[step]]), vocab).float()
 
     class Scripted(torch.nn.Module):
         def __init__(self):
@@ -116,7 +117,7 @@ def test_a_row_stops_exactly_when_its_kept_line_is_fixed(lm, monkeypatch, tokens
     cache = type("Cache", (), {"batch_select_indices": lambda self, index: None})()
     pre = S._Prefilled(cache, torch.ones(1, 2, dtype=torch.long), logits_for(0))
     scripted_lm = S.LoadedModel(Scripted(), lm.tokenizer, "scripted")
-    assert S._greedy(scripted_lm, pre, [0], len(tokens), stop_at_newline=True) == [tokens[:steps]]
+    assert S._greedy(scripted_lm, pre, [0], len(tokens), stop_at_newline=True) == [[first + t for t in tokens[:steps]]]
 
 
 def test_newline_flags_read_the_tokenizer(lm):
