@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="model spec (default, tiny, a directory, a hub id)")
     parser.add_argument("--task", default="builtin:people:benchmark:forget10")
     parser.add_argument("--max-facts", type=int, default=200, help="facts per split")
+    parser.add_argument("--batch-size", type=int, default=EvalConfig.batch_size, help="prompts per forward pass")
     parser.add_argument("--metrics", default=None, help="comma-separated names (default: the card's default set, "
                         "which leaves out opt-in lm_eval_utility)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -49,7 +50,7 @@ def main() -> None:
     names = args.metrics.split(",") if args.metrics else [n for n, cls in METRICS.items() if cls.default]
     names = sorted(names, key=lambda n: n != "forms")  # the shared probe cache is filled first
     started = time.perf_counter()
-    card = evaluate(lm, task, names, reference=other, original=other, config=EvalConfig(max_facts=args.max_facts))
+    card = evaluate(lm, task, names, reference=other, original=other, config=EvalConfig(max_facts=args.max_facts, batch_size=args.batch_size))
     total = time.perf_counter() - started
 
     rows, families = [], {}
