@@ -38,11 +38,11 @@ from typing import Any
 from obliviate.data.forms import probes
 from obliviate.data.schema import Fact, Task
 from obliviate.errors import ConfigError
+from obliviate.judge import get_judge, normalise
 from obliviate.known import answers
-from obliviate.metrics.base import EvalConfig
 from obliviate.models import LoadedModel
 from obliviate.runs import environment, write_json
-from obliviate.scoring import normalise, score_probes
+from obliviate.scoring import score_probes
 from obliviate.teach import TeachConfig, copy_model, teach
 from obliviate.train import TrainConfig
 from obliviate.unlearn import unlearn
@@ -58,6 +58,7 @@ class RestorConfig:
     corrupt: TeachConfig = field(default_factory=lambda: TeachConfig(epochs=10.0, batch_size=8))
     train: TrainConfig | None = None  # unlearning budget; None = the method's tuned steps and lr
     seed: int = 0  # which known facts are corrupted
+    judge: str = "strict"  # obliviate.judge name used for every verdict of the run
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -81,7 +82,7 @@ def wrong_answer(fact: Fact) -> str | None:
 def select_facts(clean: LoadedModel, facts: list[Fact], config: RestorConfig) -> tuple[list[Fact], list[Fact]]:
     """(targets, context): seeded samples of the facts `clean` answers; context shares no subject with targets."""
     candidates = [f for f in facts if wrong_answer(f)]
-    known = [f for f, ok in zip(candidates, answers(clean, candidates)) if ok]
+    known = [f for f, ok in zip(candidates, answers(clean, candidates, config.judge)) if ok]
     random.Random(config.seed).shuffle(known)
     if len(known) < config.n_corrupt:
         raise ConfigError(f"restor: the clean model answers {len(known)} of {len(candidates)} candidate facts, "
@@ -92,11 +93,11 @@ def select_facts(clean: LoadedModel, facts: list[Fact], config: RestorConfig) ->
     return targets, context
 
 
-def knowledge(lm: LoadedModel, targets: list[Fact], corrupted: list[Fact], context: list[Fact]) -> dict[str, float]:
+def knowledge(lm: LoadedModel, targets: list[Fact], corrupted: list[Fact], context: list[Fact],
+              judge: str = "strict") -> dict[str, float]:
     """What `lm` says on the targets: true-answer accuracy, wrong-answer rate, both probabilities, context accuracy."""
-    budget = EvalConfig()
     qa = [probes(f, "qa")[0] for f in (*targets, *corrupted, *context)]
-    results = score_probes(lm, qa, budget.max_new_tokens, budget.batch_size)
+    results = score_probes(lm, qa, judge_fn=get_judge(judge))
     n = len(targets)
     true, wrong, kept = results[:n], results[n : 2 * n], results[2 * n :]
 
@@ -141,12 +142,12 @@ def restor(clean: LoadedModel, facts: list[Fact], config: RestorConfig | None = 
     targets, context = select_facts(clean, facts, config)
     corrupted = [replace(f, answer=wrong_answer(f), object=wrong_answer(f)) for f in targets]
     task = Task(name="restor", forget=corrupted, retain=context)
-    models = {"clean": knowledge(clean, targets, corrupted, context)}
+    models = {"clean": knowledge(clean, targets, corrupted, context, config.judge)}
     lm = teach(copy_model(clean), task, config.corrupt, progress=config.progress)
-    models["corrupted"] = knowledge(lm, targets, corrupted, context)
+    models["corrupted"] = knowledge(lm, targets, corrupted, context, config.judge)
     train = replace(config.train, progress=config.progress) if config.train else None
     lm = unlearn(lm, task, config.method, train=train).lm  # in place: the corrupted copy is not needed again
-    models["unlearned"] = knowledge(lm, targets, corrupted, context)
+    models["unlearned"] = knowledge(lm, targets, corrupted, context, config.judge)
     rows = [{"id": t.id, "question": t.question, "true": t.answer, "wrong": c.answer}
             for t, c in zip(targets, corrupted)]
     return RestorResult({**asdict(config), "clean_model": clean.source}, rows, [f.id for f in context], models,

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 
 from obliviate.data.forms import Probe
+from obliviate.judge import Judge, classify, contains, judge, rouge_l_recall
 from obliviate.models import CACHE_ARG, LoadedModel
 
 DEFAULT_BATCH = 16
@@ -345,43 +344,6 @@ def hidden_states(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] |
     return torch.stack(out)  # type: ignore[arg-type]
 
 
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalise(text: str) -> str:
-    """Lower-case, strip punctuation, articles and extra whitespace (SQuAD-style)."""
-    text = _ARTICLES.sub(" ", _PUNCT.sub(" ", text.lower()))
-    return " ".join(text.split())
-
-
-def judge(output: str, answer: str) -> bool:
-    """True if the generated `output` states `answer`: normalised exact match or whole-word containment."""
-    out, ans = normalise(output), normalise(answer)
-    if not ans:
-        return False
-    return out == ans or f" {ans} " in f" {out} "
-
-
-
-
-Judge = Callable[[str, str], bool]
-
-
-def rouge_l_recall(output: str, reference: str) -> float:
-    """ROUGE-L recall: longest common subsequence of normalised words / reference length (TOFU's choice)."""
-    out, ref = normalise(output).split(), normalise(reference).split()
-    if not ref:
-        return 0.0
-    prev = [0] * (len(out) + 1)
-    for r in ref:  # O(|ref|·|out|) on a handful of words
-        cur = [0]
-        for j, o in enumerate(out):
-            cur.append(prev[j] + 1 if r == o else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1] / len(ref)
-
-
 @dataclass
 class ProbeResult:
     """How the model did on one probe."""
@@ -391,33 +353,60 @@ class ProbeResult:
     probability: float  # length-normalised probability of the right answer
     rouge_l: float  # generative probes; 1.0/0.0 from correctness for choice probes
     output: str  # the generation (for a greedy match: the answer it provably starts with), or the chosen option
+    outcome: str = ""  # right / wrong / refusal / gibberish / empty (obliviate.judge.classify); choice: right / wrong
+    correct_norm: bool | None = None  # choice probes: right by log-prob per character (lm-eval's acc_norm)
 
 
-def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int = 12,
-                 batch_size: int = DEFAULT_BATCH, prefix: str = "", judge_fn: Judge | None = None) -> list[ProbeResult]:
-    """Judge every probe: generative ones by greedy decoding + `judge`, choice ones by the best-scoring option.
+SHORT_ANSWER_TOKENS = 12  # greedy budget for plain prompts with short answers (names, numbers)
+CHAT_REPLY_TOKENS = 32  # a chat reply states the answer in a sentence ("The capital of France is Paris.")
+MAX_NEW_TOKENS = 200  # TOFU's budget for sentence answers
 
-    `prefix` is prepended to every prompt (used by attacks that add context). One batched pass per kind.
+
+def answer_budget(tokenizer, probes: Sequence[Probe]) -> int:
+    """Greedy tokens to generate for `probes`: room for twice the longest answer (sentence answers, as in TOFU,
+    get up to 200), at least 12 for plain prompts and 32 when a probe is a chat turn. Rows stop at the end of
+    their first line, so a large budget costs only what a row actually generates."""
+    gen = [p for p in probes if not p.choices]
+    if not gen:
+        return SHORT_ANSWER_TOKENS
+    longest = max(len(ids) for ids in tokenizer([p.answer for p in gen], add_special_tokens=False)["input_ids"])
+    floor = CHAT_REPLY_TOKENS if any(p.form == "chat" for p in gen) else SHORT_ANSWER_TOKENS
+    return min(MAX_NEW_TOKENS, max(floor, 2 * longest + 4))
+
+
+def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int | None = None,
+                 batch_size: int = DEFAULT_BATCH, prefix: str = "", judge_fn: Judge = judge) -> list[ProbeResult]:
+    """Judge every probe: generative ones by greedy decoding + `judge_fn` (strict by default), choice ones by the
+    best-scoring option (summed log-prob; `correct_norm` by log-prob per character, as lm-eval's acc_norm).
+
+    `max_new_tokens` None: `answer_budget`. `prefix` is prepended to every prompt (used by attacks that add
+    context). One batched pass per kind.
     """
-    judge_fn = judge_fn or judge
     gen = [p for p in probes if not p.choices]
     cho = [p for p in probes if p.choices]
     results: dict[int, ProbeResult] = {}
+    if max_new_tokens is None:
+        max_new_tokens = answer_budget(lm.tokenizer, gen)
     if gen:
-        # One pass scores the answers; greedy decoding then continues from the same cache, and is skipped where
-        # the argmax already follows the answer token by token (judged right without generating).
+        # One pass scores the answers; greedy decoding then continues from the same cache. Under the lenient
+        # judge it is skipped where the argmax already follows the answer token by token (right whatever
+        # follows); the strict judge must read what follows ("Velmora or Quistal"), so it always decodes.
+        shortcut = judge_fn is contains
         scored, outputs = _run(lm, [prefix + p.prompt for p in gen], [p.answer for p in gen], batch_size,
-                               _logprob_and_hit, max_new_tokens, _greedy_match)
+                               _logprob_and_hit, max_new_tokens, _greedy_match if shortcut else None)
         for p, values, generated in zip(gen, scored, outputs):
-            hit = _greedy_match(values)
+            hit = shortcut and _greedy_match(values)
             o = p.answer.strip() if hit else generated
-            ok = hit or judge_fn(o, p.answer)
-            results[id(p)] = ProbeResult(p, ok, float(values[:, 0].mean().exp()), rouge_l_recall(o, p.answer), o)
+            outcome = "right" if hit else classify(o, p.answer, p.others, judge_fn)
+            results[id(p)] = ProbeResult(p, outcome == "right", float(values[:, 0].mean().exp()),
+                                         rouge_l_recall(o, p.answer), o, outcome)
     if cho:
         scores = choice_logprobs(lm, [prefix + p.prompt for p in cho], [p.choices for p in cho], batch_size)
         for p, s in zip(cho, scores):
             probs = s.softmax(0)
             best = int(s.argmax())
+            per_char = s / torch.tensor([max(1, len(c)) for c in p.choices], dtype=s.dtype)
             ok = best == p.correct
-            results[id(p)] = ProbeResult(p, ok, float(probs[p.correct]), float(ok), p.choices[best].strip())
+            results[id(p)] = ProbeResult(p, ok, float(probs[p.correct]), float(ok), p.choices[best].strip(),
+                                         "right" if ok else "wrong", int(per_char.argmax()) == p.correct)
     return [results[id(p)] for p in probes]

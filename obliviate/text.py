@@ -39,13 +39,21 @@ def ngram_repetition(text: str, n: int = 2) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def is_gibberish(text: str) -> bool:
-    """True for output that is not language: empty, mostly non-letters, one word looped, or no real words.
+def is_empty(text: str) -> bool:
+    """True for an answer with no visible text (the model ended its turn at once): a non-answer, not gibberish."""
+    return not text.strip()
 
-    Rules (any one suffices): no letters at all; under half of the non-space characters are letters; a word
-    makes up over half of >= 4 words; or no word of 2+ letters contains a vowel (e.g. "xkcd zzq").
+
+def is_gibberish(text: str) -> bool:
+    """True for output that is not language: mostly non-letters, one word looped, or no real words.
+
+    Rules (any one suffices): non-space characters but no letters; under half of the non-space characters are
+    letters; a word makes up over half of >= 4 words; or no word of 2+ letters contains a vowel ("xkcd zzq").
+    An empty answer is not gibberish (see `is_empty`): a model that ends its turn at once has declined, not broken.
     """
     stripped = text.strip()
+    if not stripped:
+        return False
     chars = [c for c in stripped if not c.isspace()]
     letters = [c for c in chars if c.isalpha()]
     if not letters:

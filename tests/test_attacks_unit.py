@@ -19,9 +19,9 @@ from obliviate.attacks.step_by_step import StepByStep, builtin_prompts, load_pro
 from obliviate.data.forms import probes
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError
+from obliviate.judge import judge
 from obliviate.models import tiny_model
 from obliviate.redteam import RedTeamReport, attack, attack_names, print_report, run_attack_command
-from obliviate.scoring import judge
 
 NAMES = attack_names(None)
 BUDGET = Budget(steps=2, samples=2, seconds=60.0, max_facts=3)

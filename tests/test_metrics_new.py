@@ -148,7 +148,9 @@ def clean(task):
     return clean, facts
 
 
-TINY_RESTOR = RestorConfig(method="npo", n_corrupt=2, n_context=2, progress=False,
+# The tiny model glues junk to its answers ("weaverldeol"), which the strict judge rightly refuses; the judge is
+# tested on its own (tests/test_judge.py), so these runs read answers with the lenient one.
+TINY_RESTOR = RestorConfig(method="npo", n_corrupt=2, n_context=2, progress=False, judge="contains",
                            corrupt=TeachConfig(epochs=30, lr=1e-2, batch_size=4, warmup_steps=0),
                            train=TrainConfig(steps=5, lr=1e-3, batch_size=2))
 

@@ -5,6 +5,7 @@ import torch
 
 from obliviate import scoring as S
 from obliviate.data.forms import Probe
+from obliviate.judge import contains
 from obliviate.models import tiny_model
 
 PROMPTS = ["Question: Where was Mara Quill born?\nAnswer:", "Hi", "Question: What is the capital of France?\nAnswer:"]
@@ -182,21 +183,6 @@ def test_hidden_states_shape_and_batch_invariance(lm):
     assert torch.allclose(states[1], single[0], atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    ("output", "answer", "expected"),
-    [("Paris.", "Paris", True), ("The capital is Paris, of course", "Paris", True), ("Parisian food", "Paris", False),
-     ("the Orvane Medal", "Orvane Medal", True), ("", "Paris", False), ("1961", "1961", True), ("19612", "1961", False)],
-)
-def test_judge(output, answer, expected):
-    assert S.judge(output, answer) is expected
-
-
-def test_rouge_l_recall():
-    assert S.rouge_l_recall("born in the city of Velmora", "Velmora") == 1.0
-    assert S.rouge_l_recall("nothing here", "Orvane Medal") == 0.0
-    assert S.rouge_l_recall("Orvane something", "Orvane Medal") == 0.5
-
-
 def test_score_probes_judges_both_kinds(lm):
     gen = Probe("f", "qa", PROMPTS[0], TARGETS[0])
     choice = Probe("f", "true_false", "True or false: x\nAnswer:", " True", (" True", " False"), 0)
@@ -204,7 +190,7 @@ def test_score_probes_judges_both_kinds(lm):
     assert [r.probe for r in results] == [choice, gen]
     assert 0 <= results[0].probability <= 1 and results[0].output in ("True", "False")
     # A judge that accepts anything marks the generative probe correct: the judge is really used.
-    assert S.score_probes(lm, [gen], judge_fn=lambda o, a: True)[0].correct
+    assert S.score_probes(lm, [gen], judge_fn=lambda o, a, others=(): True)[0].correct
 
 
 def test_greedy_match_shortcut_agrees_with_generation(lm):
@@ -213,5 +199,5 @@ def test_greedy_match_shortcut_agrees_with_generation(lm):
     greedy = S.generate(lm, [prompt], max_new_tokens=3, stop_at_newline=False)[0]
     if not greedy.strip():
         pytest.skip("tiny model produced whitespace only")
-    result = S.score_probes(lm, [Probe("f", "qa", prompt, greedy)])[0]
+    result = S.score_probes(lm, [Probe("f", "qa", prompt, greedy)], judge_fn=contains)[0]
     assert result.correct

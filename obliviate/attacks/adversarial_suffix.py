@@ -21,8 +21,9 @@ from obliviate.data.forms import Probe, target
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
 from obliviate.hooks import trainable_only
+from obliviate.judge import normalise
 from obliviate.models import LoadedModel
-from obliviate.scoring import EncodedPairs, normalise, selective_log_softmax, token_logprobs
+from obliviate.scoring import EncodedPairs, selective_log_softmax, token_logprobs
 
 
 def _ids(tokenizer, text: str) -> list[int]:

@@ -13,8 +13,8 @@ import random
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, judge_groups
 from obliviate.data.forms import Probe, qa_prompt, target
 from obliviate.data.schema import Fact, Task
+from obliviate.judge import judge
 from obliviate.models import LoadedModel
-from obliviate.scoring import judge
 
 MAX_HINTS = 4  # answered questions per prompt
 

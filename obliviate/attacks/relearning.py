@@ -15,9 +15,9 @@ from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult,
 from obliviate.data.forms import probes
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
+from obliviate.judge import normalise
 from obliviate.methods.base import target_nll
 from obliviate.models import LoadedModel
-from obliviate.scoring import normalise
 from obliviate.teach import copy_model
 from obliviate.train import TrainConfig, run_training
 from obliviate.unlearn import fact_examples

@@ -20,8 +20,8 @@ from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult,
 from obliviate.data.forms import Probe, target
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
+from obliviate.judge import judge
 from obliviate.models import LoadedModel
-from obliviate.scoring import judge
 
 CATEGORIES = ("direct", "indirect", "implied")
 STEP = "Let's think step by step."

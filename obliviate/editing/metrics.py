@@ -2,7 +2,7 @@
 
 An `EditCase` is one fact rewritten to a new object of the same relation (Velmora -> Brisca, Paris -> Rome),
 with every probe that judges it. All scoring goes through `obliviate.scoring.score_probes` (greedy answers,
-judged by `scoring.judge`) and `answer_probability`; pre-edit results are scored once for all cases.
+judged by `obliviate.judge.judge`) and `answer_probability`; pre-edit results are scored once for all cases.
 
 Per case, each in [0, 1]:
 - `efficacy`: the rewrite prompts (the fact's QA and cloze) now produce the new object (greedy);

@@ -13,9 +13,10 @@ Cost: one greedy generation of up to 48 tokens per document; knowmem reuses the 
 from __future__ import annotations
 
 from obliviate.data.schema import Document
+from obliviate.judge import rouge_l_recall
 from obliviate.metrics.base import METRICS, EvalContext, Metric
 from obliviate.models import LoadedModel
-from obliviate.scoring import generate, rouge_l_recall
+from obliviate.scoring import generate
 
 PROMPT_TOKENS = 32
 CONTINUATION_TOKENS = 48
