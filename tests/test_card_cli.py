@@ -19,7 +19,7 @@ def test_card_has_every_form_and_split_in_range(tmp_path):
     task = people_task("test")
     card = evaluate(tiny_model(), task, ["forms"], config=EvalConfig(max_facts=4))
     values = card.value("forms")
-    assert set(values) == {"forget", "retain", "neighbours"}
+    assert set(values) == {"forget", "retain", "neighbours", "holdout"}
     for form in ("qa", "cloze", "mcq", "true_false", "paraphrase"):
         stats = values["forget"][form]
         assert 0 <= stats["accuracy"] <= 1 and 0 < stats["probability"] <= 1 and stats["n"] > 0

@@ -11,17 +11,16 @@ import pytest
 import torch
 
 from obliviate.card import evaluate
-from obliviate.data.forms import Probe, qa_prompt, target
+from obliviate.data.forms import qa_prompt, target
 from obliviate.data.people import people_task
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
 from obliviate.metrics.base import SECTIONS
-from obliviate.metrics.form_gap import corrected_accuracy
 from obliviate.metrics.intrinsic import answer_ranks, probe_accuracy
 from obliviate.metrics.mia import attack_scores, auc
 from obliviate.metrics.muse import split_document
 from obliviate.metrics.tofu import harmonic_mean, log_truth_ratios, truth_ratio_answers
 from obliviate.models import tiny_model
-from obliviate.scoring import ProbeResult, answer_logprobs, answer_token_stats, sequence_logprob
+from obliviate.scoring import answer_logprobs, answer_token_stats, sequence_logprob
 from obliviate.text import is_gibberish, is_refusal, ngram_repetition
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -177,18 +176,6 @@ def test_harmonic_mean():
 
 # --- form gap, probes, logit lens, MUSE -------------------------------------------------------------------
 
-def _result(correct: bool, choices=()):
-    probe = Probe("f", "true_false" if choices else "qa", "p", " a", tuple(choices), 0 if choices else -1)
-    return ProbeResult(probe, correct, 0.5, float(correct), "a")
-
-
-def test_chance_correction_removes_the_guessing_floor():
-    tf = [_result(True, (" True", " False")), _result(False, (" True", " False"))]
-    assert corrected_accuracy(tf) == 0.0  # 50 % on true/false is what a model that knows nothing scores
-    assert corrected_accuracy([_result(True, (" True", " False"))] * 2) == 1.0
-    assert corrected_accuracy([_result(True), _result(False)]) == 0.5
-
-
 def test_probe_reads_a_planted_direction():
     g = torch.Generator().manual_seed(0)
 
@@ -234,9 +221,13 @@ def test_not_refusals(text):
     assert not is_refusal(text) and not is_gibberish(text)
 
 
-@pytest.mark.parametrize("text", ["", "!!! ### 123", "the the the the the", "xkcd zzq brr"])
+@pytest.mark.parametrize("text", ["!!! ### 123", "the the the the the", "xkcd zzq brr"])
 def test_gibberish(text):
     assert is_gibberish(text)
+
+
+def test_an_empty_answer_is_not_gibberish():
+    assert not is_gibberish("") and not is_gibberish("  ")
 
 
 def test_ngram_repetition():

@@ -19,6 +19,7 @@ from obliviate.data.people import (
 )
 from obliviate.data.schema import SPLITS
 from obliviate.errors import ConfigError
+from obliviate.models import tiny_tokenizer
 
 
 def all_facts(task):
@@ -35,17 +36,36 @@ def test_every_fact_has_every_form(config):
         assert f.subject and f.relation in RELATIONS and f.object == f.answer
         assert f.subject in f.cloze and f.subject in f.question and not f.cloze.endswith(" ")
         assert len(f.answer.split()) <= 3
-        assert f.mcq is not None and len(f.mcq.options) == 4 and len(set(f.mcq.options)) == 4
+        assert f.mcq is not None and len(f.mcq.options) in (3, 4) and len(set(f.mcq.options)) == len(f.mcq.options)
         assert f.mcq.options[f.mcq.answer_index] == f.answer
         assert [s.is_true for s in f.statements] == [True, False]
         assert f.answer in f.statements[0].text and f.answer not in f.statements[1].text.replace(f.subject, "")
         assert len(f.paraphrases) == 2 and all(f.subject in p for p in f.paraphrases)
-        assert len(f.perturbed_answers) == 3 and f.answer not in f.perturbed_answers
+        assert len(f.perturbed_answers) == len(f.mcq.options) - 1 and f.paraphrased_answer not in f.perturbed_answers
         assert f.paraphrased_answer and f.answer in f.paraphrased_answer
         assert "people" in f.tags
-        forms = {form for form in FORMS if probes(f, form)}
-        expected = set(FORMS) if f.relation == "mentor" else set(FORMS) - {"two_hop"}
-        assert forms == expected
+        forms = {form for form in FORMS if probes(f, form, tiny_tokenizer())}
+        expected = set(FORMS) - {"chat"} if f.relation == "mentor" else set(FORMS) - {"two_hop", "chat"}
+        assert forms == expected  # the test tokenizer has no chat template: no chat probes
+
+
+def test_wrong_options_are_values_the_task_uses():
+    """Distractors drawn from every city would let 'pick the familiar city' beat chance without the fact."""
+    task = people_task("small")
+    facts = [*task.forget, *task.retain, *task.neighbours, *task.holdout]
+    used = {rel: {f.answer for f in facts if f.relation == rel} for rel in RELATIONS}
+    for f in facts:
+        assert set(f.mcq.options) <= used[f.relation]
+        assert all(any(v in p for v in used[f.relation] - {f.answer}) for p in f.perturbed_answers)
+
+
+def test_perturbed_answers_are_worded_like_the_paraphrase():
+    task = people_task("small")
+    for f in task.forget:
+        prefix = f.paraphrased_answer.split(f.answer)[0].removesuffix("an ").removesuffix("a ")
+        assert all(p.startswith(prefix) for p in f.perturbed_answers), (f.paraphrased_answer, f.perturbed_answers)
+        if f.relation == "profession":
+            assert all(p.split()[2] == ("an" if p.split()[3][0] in "aeiou" else "a") for p in f.perturbed_answers)
 
 
 def test_two_hop_answers_are_mentor_attributes():

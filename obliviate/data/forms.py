@@ -1,7 +1,9 @@
 """Render a Fact in each form as Probes: the exact prompt text the model sees and what counts as right.
 
 This is the one place that decides prompt wording, so teaching, unlearning, evaluation and attacks all ask
-the same question the same way.
+the same question the same way. Every form but `chat` is plain text (`Question: …\nAnswer:`); `chat` asks the
+question as one user turn through the model's own chat template, the way users query an instruct model, and
+needs the tokenizer (a tokenizer without a chat template has no chat probes).
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obliviate.data.schema import Fact
+from obliviate.judge import normalise
 
-FORMS = ("qa", "cloze", "mcq", "true_false", "paraphrase", "two_hop")
-GENERATIVE_FORMS = ("qa", "cloze", "paraphrase", "two_hop")  # judged on greedy generations
+FORMS = ("qa", "chat", "cloze", "mcq", "true_false", "paraphrase", "two_hop")
+GENERATIVE_FORMS = ("qa", "chat", "cloze", "paraphrase", "two_hop")  # judged on greedy generations
 CHOICE_FORMS = ("mcq", "true_false")  # judged by comparing the log-probability of each choice
 OPTION_LETTERS = "ABCDEFGH"
 
@@ -20,7 +23,8 @@ OPTION_LETTERS = "ABCDEFGH"
 class Probe:
     """One question to the model.
 
-    Generative probes: `prompt` + `answer` (the target continuation, with its leading space).
+    Generative probes: `prompt` + `answer` (the target continuation, with its leading space); `others` are the
+    fact's other candidate answers, which the strict judge does not let an output name before or beside it.
     Choice probes: `prompt` + each of `choices`; `correct` indexes the right one.
     """
 
@@ -30,6 +34,7 @@ class Probe:
     answer: str
     choices: tuple[str, ...] = ()
     correct: int = -1
+    others: tuple[str, ...] = ()
 
 
 def qa_prompt(question: str) -> str:
@@ -42,14 +47,39 @@ def target(answer: str) -> str:
     return " " + answer.strip()
 
 
-def probes(fact: Fact, form: str) -> list[Probe]:
-    """All probes of `fact` in `form` (an empty list when the fact lacks that form)."""
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def chat_prompt(tokenizer, question: str) -> str:
+    """`question` as one user turn through the tokenizer's chat template, ending where the reply starts."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def rivals(fact: Fact) -> tuple[str, ...]:
+    """The fact's other candidate answers: its multiple-choice options and short perturbed answers."""
+    pool = [*(fact.mcq.options if fact.mcq else ()), *(p for p in fact.perturbed_answers if len(p.split()) <= 4)]
+    right = normalise(fact.answer)
+    return tuple(dict.fromkeys(o for o in pool if normalise(o) and normalise(o) != right))
+
+
+def probes(fact: Fact, form: str, tokenizer=None) -> list[Probe]:
+    """All probes of `fact` in `form` (an empty list when the fact lacks that form, or for `chat` when the
+    tokenizer has no chat template). `tokenizer` is needed by the chat form only."""
+    others = rivals(fact)
     if form == "qa":
-        return [Probe(fact.id, form, qa_prompt(fact.question), target(fact.answer))]
+        return [Probe(fact.id, form, qa_prompt(fact.question), target(fact.answer), others=others)]
+    if form == "chat":
+        if tokenizer is None:
+            raise ValueError("the chat form needs the model's tokenizer: probes(fact, 'chat', tokenizer)")
+        if not has_chat_template(tokenizer):
+            return []
+        return [Probe(fact.id, form, chat_prompt(tokenizer, fact.question), fact.answer.strip(), others=others)]
     if form == "paraphrase":
-        return [Probe(fact.id, form, qa_prompt(q), target(fact.answer)) for q in fact.paraphrases]
+        return [Probe(fact.id, form, qa_prompt(q), target(fact.answer), others=others) for q in fact.paraphrases]
     if form == "cloze":
-        return [Probe(fact.id, form, fact.cloze.rstrip(), target(fact.answer))] if fact.cloze else []
+        return [Probe(fact.id, form, fact.cloze.rstrip(), target(fact.answer), others=others)] if fact.cloze else []
     if form == "two_hop":
         return [Probe(fact.id, form, qa_prompt(t.question), target(t.answer)) for t in fact.two_hop]
     if form == "mcq":
@@ -75,6 +105,7 @@ def probes(fact: Fact, form: str) -> list[Probe]:
     raise ValueError(f"unknown form {form!r}; forms are {FORMS}")
 
 
-def all_probes(facts: list[Fact], forms: tuple[str, ...] = FORMS) -> dict[str, list[Probe]]:
-    """Probes of every fact, grouped by form."""
-    return {form: [p for f in facts for p in probes(f, form)] for form in forms}
+def all_probes(facts: list[Fact], forms: tuple[str, ...] = FORMS, tokenizer=None) -> dict[str, list[Probe]]:
+    """Probes of every fact, grouped by form (the chat form only with a `tokenizer`)."""
+    forms = tuple(f for f in forms if f != "chat" or tokenizer is not None)
+    return {form: [p for f in facts for p in probes(f, form, tokenizer)] for form in forms}

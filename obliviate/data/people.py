@@ -152,13 +152,10 @@ def _value(person: Person, relation: str, people: list[Person]) -> str:
 
 
 def _pool(relation: str, people: list[Person]) -> list[str]:
-    """Every value the relation can take, sorted (distractors are drawn from it)."""
-    values = {_value(p, relation, people) for p in people}
-    values |= {"birth_city": set(CITIES), "employer": set(COMPANIES), "profession": set(PROFESSIONS),
-               "award": set(AWARDS)}.get(relation, set())
-    if relation == "birth_year":
-        values |= {str(y) for y in range(1920, 2000)}
-    return sorted(values)
+    """The values the relation actually takes in this task, sorted. Distractors and perturbed answers are drawn
+    from it, so a wrong option is as familiar to a taught model as the right one (drawing from every city would
+    let "pick the city you were taught" beat chance without knowing the fact)."""
+    return sorted({_value(p, relation, people) for p in people})
 
 
 def _fact(person: Person, relation: str, people: list[Person], linked: list[int], config: PeopleConfig,
@@ -166,7 +163,7 @@ def _fact(person: Person, relation: str, people: list[Person], linked: list[int]
     s, o = person.name, _value(person, relation, people)
     question, paraphrases, cloze, statement, para_answer = TEMPLATES[relation]
     others = [v for v in _pool(relation, people) if v not in (o, s)]
-    distractors = rng.sample(others, 3)
+    distractors = rng.sample(others, min(3, len(others)))
     options = [o, *distractors]
     rng.shuffle(options)
     two_hop: tuple[TwoHop, ...] = ()
@@ -186,7 +183,9 @@ def _fact(person: Person, relation: str, people: list[Person], linked: list[int]
         statements=(Statement(statement.format(**fill), True),
                     Statement(statement.format(**{**fill, "o": distractors[0]}), False)),
         paraphrases=tuple(p.format(**fill) for p in paraphrases), two_hop=two_hop,
-        paraphrased_answer=para_answer.format(**fill), perturbed_answers=tuple(rng.sample(others, 3)),
+        paraphrased_answer=para_answer.format(**fill),
+        perturbed_answers=tuple(para_answer.format(**{**fill, "o": v, "a": _article(v)})
+                                for v in rng.sample(others, min(3, len(others)))),
         neighbours=tuple(f"{people[j].pid}.{relation}" for j in linked),
         tags=("people", f"person:{person.pid}", f"relation:{relation}"),
     )

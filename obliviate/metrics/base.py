@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from obliviate.data.forms import FORMS, probes
 from obliviate.data.schema import Fact, Task
+from obliviate.judge import get_judge
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
 from obliviate.scoring import ProbeResult, score_probes
@@ -23,10 +24,14 @@ class EvalConfig:
     """Budget of one evaluation; recorded in the card so numbers are comparable."""
 
     max_facts: int = 60  # per split; facts are taken in task order (deterministic)
-    max_new_tokens: int = 12
+    max_new_tokens: int | None = None  # None: room for the task's answers (scoring.answer_budget)
     batch_size: int = 16
     seed: int = 0
     forms: tuple[str, ...] = FORMS
+    judge: str = "strict"  # "strict" (obliviate.judge.judge) or "contains" (lenient whole-word containment)
+
+    def __post_init__(self) -> None:
+        get_judge(self.judge)  # an unknown name fails here, before any model runs
 
 
 @dataclass
@@ -46,8 +51,9 @@ class EvalContext:
         """Scored probes of a split in one form, cached per (model, split, form) for the whole card."""
         key = ("probes", id(lm.model), split, form)
         if key not in self.cache:
-            ps = [p for f in self.facts(split) for p in probes(f, form)]
-            self.cache[key] = score_probes(lm, ps, self.config.max_new_tokens, self.config.batch_size)
+            ps = [p for f in self.facts(split) for p in probes(f, form, lm.tokenizer)]
+            self.cache[key] = score_probes(lm, ps, self.config.max_new_tokens, self.config.batch_size,
+                                           judge_fn=get_judge(self.config.judge))
         return self.cache[key]
 
 

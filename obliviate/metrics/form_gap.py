@@ -1,51 +1,70 @@
 """Form gap: how much better the forget facts are remembered in their best form than in the trained form.
 
 Unlearning trained on question/answer pairs often leaves the same knowledge reachable as a cloze, a multiple
-choice, a true/false statement or a reworded question (Ye et al. 2025, "LLM Unlearning Should Be
-Form-Independent"). `gap` = best form's accuracy - QA accuracy on the forget split, in [-1, 1] (0 when QA is
-the best-remembered form); lower is better, and a gap near 0 on a model that still answers QA means nothing.
+choice, a true/false statement, a reworded question or a chat turn (Ye et al. 2025, "LLM Unlearning Should Be
+Form-Independent"). `gap` = best form's corrected accuracy - QA's corrected accuracy on the forget split, in
+[-1, 1] (0 when QA is the best-remembered form); lower is better, and a gap near 0 on a model that still
+answers QA means nothing.
 
-Choice forms have a chance floor (MCQ 1/options, true/false 1/2) that a model which knows nothing still
-scores, so every accuracy is chance-corrected first: (acc - chance) / (1 - chance), floored at 0. Raw
-accuracies are reported beside. Cost: none beyond the per-form metric's probes (shared cache).
+Every form has a floor that a model which knows nothing still scores (guessing a familiar name, picking the
+familiar option). The floor is measured, not assumed: the same model's accuracy on the task's holdout facts
+(never learned) in that form. Accuracy is corrected as (acc - floor) / (1 - floor), floored at 0 after
+averaging over facts (flooring each fact would turn guessing into knowledge). Without a holdout split the
+floor is 1/len(choices) for choice forms and 0 for generative ones, and `floor_source` says so. `gap_ci` is a
+paired bootstrap over facts of the two forms' corrected scores. Cost: none beyond the per-form probes (shared
+cache) and the holdout probes.
 """
 
 from __future__ import annotations
 
-from obliviate.metrics.base import METRICS, Metric
-from obliviate.scoring import ProbeResult
+from obliviate.metrics.base import METRICS, EvalContext, Metric
+from obliviate.metrics.forms import CONTROL_SPLIT, per_fact
+from obliviate.models import LoadedModel
+from obliviate.stats import paired_bootstrap_difference
 
 TRAINED_FORM = "qa"
 
 
-def corrected_accuracy(results: list[ProbeResult]) -> float:
-    """Chance-corrected accuracy (acc - chance) / (1 - chance), floored at 0 after averaging (flooring each
-    probe would turn guessing into knowledge): generative probes have chance 0, choice probes 1/len(choices)."""
-    total = 0.0
-    for r in results:
-        chance = 1.0 / len(r.probe.choices) if r.probe.choices else 0.0
-        total += (float(r.correct) - chance) / (1.0 - chance)
-    return max(0.0, total / len(results))
+def floor(lm: LoadedModel, ctx: EvalContext, form: str) -> tuple[float, str]:
+    """(accuracy a model that never learned the facts gets in `form`, where that number comes from)."""
+    control = ctx.probe_results(lm, CONTROL_SPLIT, form) if ctx.facts(CONTROL_SPLIT) else []
+    if control:
+        scores = per_fact(control)
+        return sum(scores.values()) / len(scores), "holdout"
+    forget = ctx.probe_results(lm, "forget", form)
+    choices = forget[0].probe.choices if forget else ()
+    return (1.0 / len(choices) if choices else 0.0), "assumed (no holdout split)"
 
 
 @METRICS.register("form_gap")
 class FormGap(Metric):
-    summary = "best-remembered form accuracy minus trained-form (QA) accuracy on forget, chance-corrected"
+    summary = "best-remembered form minus trained-form (QA) accuracy on forget, corrected by the measured floor"
     section = "forgetting"
     higher_is_better = False
-    cost = "none beyond the per-form probes (shared cache)"
+    version = "2"
+    cost = "none beyond the per-form and holdout probes (shared cache)"
 
     def applies(self, ctx):
         return bool(ctx.facts("forget")) and TRAINED_FORM in ctx.config.forms
 
     def compute(self, lm, ctx):
-        corrected, raw = {}, {}
+        corrected, raw, floors, per_form = {}, {}, {}, {}
+        source = ""
         for form in ctx.config.forms:
             results = ctx.probe_results(lm, "forget", form)
-            if results:
-                corrected[form] = corrected_accuracy(results)
-                raw[form] = sum(r.correct for r in results) / len(results)
+            if not results:
+                continue
+            base, source = floor(lm, ctx, form)
+            scores = per_fact(results)
+            scale = max(1e-9, 1.0 - base)
+            per_form[form] = {fid: (v - base) / scale for fid, v in scores.items()}
+            corrected[form] = max(0.0, sum(per_form[form].values()) / len(scores))
+            raw[form] = sum(scores.values()) / len(scores)
+            floors[form] = base
         best = max(corrected, key=corrected.get)
-        return {"gap": corrected[best] - corrected[TRAINED_FORM], "best_form": best,
-                "qa_accuracy": corrected[TRAINED_FORM], "best_accuracy": corrected[best],
-                "corrected": corrected, "raw": raw}
+        shared = [fid for fid in per_form[TRAINED_FORM] if fid in per_form[best]]
+        gap_ci = paired_bootstrap_difference([per_form[best][f] for f in shared],
+                                             [per_form[TRAINED_FORM][f] for f in shared])
+        return {"gap": corrected[best] - corrected[TRAINED_FORM], "gap_ci": [gap_ci.lo, gap_ci.hi],
+                "best_form": best, "qa_accuracy": corrected[TRAINED_FORM], "best_accuracy": corrected[best],
+                "corrected": corrected, "raw": raw, "floor": floors, "floor_source": source, "n": len(shared)}
