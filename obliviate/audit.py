@@ -164,13 +164,20 @@ def merge_attacks(out: Path, names: list[str]) -> Path:
     first = parts[0]
     report = RedTeamReport(first["model"], first["original"], first["task"], first["budget"], first["targets"],
                            first["baseline"], seconds=sum(p["seconds"] for p in parts),
-                           answered_plainly=first.get("answered_plainly", []))
+                           answered_plainly=first.get("answered_plainly", []),
+                           control=next((p["control"] for p in parts if p.get("control")), {}))
     for part in parts:
         for name, r in part["results"].items():
-            outcomes = [Outcome(**o) for o in r["outcomes"]]
-            report.results[name] = AttackResult(r["attack"], r["budget"], outcomes, r["seconds"], r["notes"],
-                                                r.get("details", {}))
+            report.results[name] = _attack_result(r)
+            if r.get("control"):
+                report.controls[name] = _attack_result(r["control"])
     return report.save(out / "attacks.json")
+
+
+def _attack_result(r: dict[str, Any]) -> AttackResult:
+    """An AttackResult from its saved dict (AttackResult.to_dict plus the report's extra keys)."""
+    return AttackResult(r["attack"], r["budget"], [Outcome(**o) for o in r["outcomes"]], r["seconds"], r["notes"],
+                        r.get("details", {}))
 
 
 def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir: str | Path | None = None,
@@ -235,8 +242,8 @@ def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir:
         ).save(out / "cards" / f"{label}.json"), config.seed)
     for name in names:
         stages.run(f"attack:{name}", lambda name=name: attack(
-            load("model"), load("task"), load("original"), [name], config.budget, seed=config.seed,
-            progress=False).save(out / "attacks" / f"{name}.json"), config.seed)
+            load("model"), load("task"), load("original"), [name], config.budget, reference=load("reference"),
+            seed=config.seed, progress=False).save(out / "attacks" / f"{name}.json"), config.seed)
     if names:
         merge_attacks(out, names)
 

@@ -44,6 +44,11 @@ class BenchConfig:
     max_facts: int = 60  # per split, for the cards
     examples: int = 4  # forget facts shown before/after in the report
     seed: int = 0
+    seeds: int = 1  # unlearning repeated with seeds seed, seed+1, ...; rows then show mean ± sd across seeds
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
 
 
 COLUMNS = [  # the table: key in each row, title, and how to show it
@@ -52,13 +57,15 @@ COLUMNS = [  # the table: key in each row, title, and how to show it
     {"key": "steps", "title": "steps"},
     {"key": "seconds", "title": "unlearn s"},
     {"key": "forget_qa", "title": "forget QA", "share": True, "higher_is_better": False},
+    {"key": "forget_vs_control", "title": "forget QA − control", "share": True, "higher_is_better": False},
     {"key": "best_form", "title": "leakiest form", "text": True},
     {"key": "keep_qa", "title": "keep QA", "share": True, "higher_is_better": True},
     {"key": "forgot", "title": "forgot", "share": True, "higher_is_better": True},
     {"key": "kept", "title": "kept", "share": True, "higher_is_better": True},
     {"key": "worst_attack", "title": "worst attack", "text": True},
-    {"key": "worst_recovery", "title": "of forgotten back", "share": True, "higher_is_better": False},
+    {"key": "worst_recovery", "title": "above control", "share": True, "higher_is_better": False},
 ]
+# Every share column may carry "<key>_ci" ([lo, hi], one seed) or "<key>_sd" (several seeds) in a row.
 
 
 def parse_sweep(sweep: str | dict[str, list[Any]] | None) -> tuple[str | None, list[Any]]:
@@ -108,30 +115,55 @@ def _plan(methods: list[str], param: str | None, values: list[Any]) -> list[tupl
 
 
 def summarise(card: Card, original: Card | None, attacks: dict[str, Any] | None) -> dict[str, Any]:
-    """The table's numbers for one unlearned model (shares of what the original knew, as in the report)."""
+    """The table's numbers for one unlearned model (shares of what the original knew, as in the report), each
+    accuracy with its 95 % interval and each attack's recovery above its control."""
     split = keep_split(card)
     forget, keep = qa_accuracy(card, "forget"), qa_accuracy(card, split) if split else None
     before = qa_accuracy(original, "forget") if original else None
     kept_before = qa_accuracy(original, split) if original and split else None
     forms = card.value("forms", "forget") or {}
-    leak = max(((s["accuracy"], f) for f, s in forms.items() if f != "qa"), default=None)
-    row = {"forget_qa": forget, "keep_split": split, "keep_qa": keep,
+    controls = {f: row.get("above_reference") or row.get("above_holdout") for f, row in forms.items()}
+    control = controls.get("qa")
+    leak = max(((est["value"], f) for f, est in controls.items() if f != "qa" and est), default=None)
+    row = {"forget_qa": forget, "forget_qa_ci": card.value("forms", "forget", "qa", "accuracy_ci"),
+           "forget_vs_control": control["value"] if control else None,
+           "forget_vs_control_ci": control["ci"] if control else None,
+           "keep_split": split, "keep_qa": keep,
+           "keep_qa_ci": card.value("forms", split, "qa", "accuracy_ci") if split else None,
            "forgot": max(0.0, 1 - forget / before) if forget is not None and before else None,
            "kept": min(1.0, keep / kept_before) if keep is not None and kept_before else None,
-           "best_form": f"{leak[1]} {leak[0]:.0%}" if leak else None,
+           "best_form": f"{leak[1]} {leak[0]:+.0%}" if leak else None,
            "forget_by_form": {f: s["accuracy"] for f, s in forms.items()}}
     if attacks:
-        # Per attack: the share of the facts plain QA no longer answers that it brought back (a fact the
-        # unlearning never hid is not a recovery). None when the method hid nothing from that attack's facts.
-        row["recovery"] = {}
-        for n, r in attacks["results"].items():
-            if r["outcomes"] and "error" not in r["details"]:
-                back, hidden = r["beyond_plain"]
-                row["recovery"][n] = back / hidden if hidden else None
-        scored = {n: v for n, v in row["recovery"].items() if v is not None}
-        row["worst_attack"] = max(scored, key=scored.get) if scored else None
-        row["worst_recovery"] = scored.get(row["worst_attack"])
+        # Per attack: what it brought back above its control (the same attack where the knowledge is absent).
+        row["recovery"] = {n: r.get("above_control") for n, r in attacks["results"].items()
+                           if r.get("above_control") and "error" not in r["details"]}
+        worst = (attacks.get("worst_case") or {}).get("attack")
+        row["worst_attack"] = worst
+        if worst in row["recovery"]:
+            row["worst_recovery"] = row["recovery"][worst]["value"]
+            row["worst_recovery_ci"] = row["recovery"][worst]["ci"]
     return row
+
+
+def across_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from the same unit unlearned with several seeds: numbers are means, `<key>_sd` their spread."""
+    out = dict(rows[0])
+    for key, value in rows[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("steps", "sweep_value"):
+            values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            mean = sum(values) / len(values)
+            out[key] = mean
+            out[f"{key}_sd"] = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+        elif key.endswith("_ci"):
+            out.pop(key)  # one seed's interval does not describe the mean of several
+    for n in rows[0].get("recovery", {}):
+        values = [r["recovery"][n]["value"] for r in rows if r.get("recovery", {}).get(n)]
+        mean = sum(values) / len(values)
+        out[f"recovery.{n}"] = mean
+        out[f"recovery.{n}_sd"] = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+    out["seeds"] = [r["seed"] for r in rows]
+    return out
 
 
 def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | None = None,
@@ -211,56 +243,64 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
     original_card = Card.load(out / "cards" / "original.json")
     for i, (method, value, final) in enumerate(units):
         label = method if value is None else f"{method}@{param}={value}"
-        sub = out / "runs" / (method if value is None else f"{method}/{param}={value}")
+        unit_dir = out / "runs" / (method if value is None else f"{method}/{param}={value}")
         tag = f"[{i + 1}/{len(units)}] {label}"
-        if (sub / "result.json").exists():
-            rows.append(read_json(sub / "result.json"))
-            console.print(f"[dim]{tag}: done earlier[/dim]")
-            continue
-        left = len(units) - i
-        eta = f" · ~{sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
-        console.print(f"{tag} …{eta}")
-        started = time.perf_counter()
-        seed_everything(config.seed)
-        settings = {param: value} if value is not None and param not in {f.name for f in fields(TrainConfig)} else {}
-        m = make_method(method, **settings)
-        train = TrainConfig(steps=config.steps, lr=config.lr or m.default_lr, batch_size=config.batch_size,
-                            seed=config.seed, progress=progress)
-        if value is not None and not settings:
-            train = TrainConfig(**{**asdict(train), param: value})
-        run = unlearn(copy_model(load("original")), load("task"), m, train=train)
-        write_json(sub / "config.json", run.config)
-        write_json(sub / "history.json", run.history)
-        seed_everything(config.seed)
-        card = card_of(run.lm)
-        card.save(sub / "card.json")
-        report = None
-        if names:
+        seed_rows = []
+        for k in range(config.seeds):
+            seed = config.seed + k
+            sub = unit_dir if config.seeds == 1 else unit_dir / f"seed={seed}"
+            who = tag if config.seeds == 1 else f"{tag} seed {seed}"
+            if (sub / "result.json").exists():
+                seed_rows.append(read_json(sub / "result.json"))
+                console.print(f"[dim]{who}: done earlier[/dim]")
+                continue
+            left = (len(units) - i) * config.seeds - k
+            eta = f" · ~{sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
+            console.print(f"{who} …{eta}")
+            started = time.perf_counter()
+            seed_everything(seed)
+            settings = {param: value} if value is not None and param not in {f.name for f in fields(TrainConfig)} else {}
+            m = make_method(method, **settings)
+            train = TrainConfig(steps=config.steps, lr=config.lr or m.default_lr, batch_size=config.batch_size,
+                                seed=seed, progress=progress)
+            if value is not None and not settings:
+                train = TrainConfig(**{**asdict(train), param: value})
+            run = unlearn(copy_model(load("original")), load("task"), m, train=train)
+            write_json(sub / "config.json", run.config)
+            write_json(sub / "history.json", run.history)
             seed_everything(config.seed)
-            report = attack(run.lm, load("task"), load("original"), names, budget, seed=config.seed,
-                            progress=False).to_dict()
-            write_json(sub / "attacks.json", report)
-        if final:
-            add_examples(out / "generations.building.json", label, run.lm, load("task"), load("original"),
-                         config.examples)
-        row = {"label": label, "method": method, "sweep": "" if value is None else f"{param}={value}",
-               "sweep_param": param if value is not None else None, "sweep_value": value, "final": final,
-               "dir": str(sub.relative_to(out)), "steps": run.steps, "lr": train.lr if run.steps else None,
-               "seconds": round(run.seconds, 1), **summarise(card, original_card, report)}
-        write_json(sub / "result.json", row)  # last: its presence means the unit is complete
+            card = card_of(run.lm)
+            card.save(sub / "card.json")
+            report = None
+            if names:
+                seed_everything(config.seed)
+                report = attack(run.lm, load("task"), load("original"), names, budget, reference=load("reference"),
+                                seed=config.seed, progress=False).to_dict()
+                write_json(sub / "attacks.json", report)
+            if final and k == 0:
+                add_examples(out / "generations.building.json", label, run.lm, load("task"), load("original"),
+                             config.examples)
+            row = {"label": label, "method": method, "sweep": "" if value is None else f"{param}={value}",
+                   "sweep_param": param if value is not None else None, "sweep_value": value, "final": final,
+                   "dir": str(sub.relative_to(out)), "seed": seed, "steps": run.steps,
+                   "lr": train.lr if run.steps else None, "seconds": round(run.seconds, 1),
+                   **summarise(card, original_card, report)}
+            write_json(sub / "result.json", row)  # last: its presence means the run is complete
+            seed_rows.append(row)
+            durations.append(time.perf_counter() - started)
+            console.print(f"{who}: [green]done[/green] in {durations[-1]:.0f} s")
+            del run
+            gc.collect()
+        row = across_seeds(seed_rows) if config.seeds > 1 else seed_rows[0]
+        for n, est in seed_rows[0].get("recovery", {}).items():  # flat keys for the per-attack columns
+            if config.seeds == 1 and est:
+                row[f"recovery.{n}"], row[f"recovery.{n}_ci"] = est["value"], est["ci"]
         rows.append(row)
-        durations.append(time.perf_counter() - started)
-        console.print(f"{tag}: [green]done[/green] in {durations[-1]:.0f} s")
-        del run
-        gc.collect()
     if (out / "generations.building.json").exists():
         (out / "generations.building.json").replace(out / "generations.json")
     columns = [c for c in COLUMNS if c["key"] != "sweep" or param] + (
-        [] if not names else [{"key": f"recovery.{n}", "title": n, "share": True, "higher_is_better": False}
-                              for n in names])
-    for row in rows:  # flat keys for the per-attack columns
-        for n, rate in row.get("recovery", {}).items():
-            row[f"recovery.{n}"] = rate
+        [] if not names else [{"key": f"recovery.{n}", "title": f"{n} − control", "share": True,
+                               "higher_is_better": False} for n in names])
     table = {"inputs": inputs, "columns": columns, "rows": rows, "environment": environment(),
              "seconds": round(sum(r["seconds"] for r in rows), 1)}
     write_json(out / "bench.json", table)
@@ -272,9 +312,9 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
 
 def run_bench_command(task: str, methods: str, attacks: str | None, sweep: str | None, steps: int, lr: float | None,
                       metrics: str | None, max_facts: int, attack_steps: int, attack_seconds: float,
-                      attack_facts: int, seed: int, out: Path | None) -> Path:
+                      attack_facts: int, seed: int, out: Path | None, seeds: int = 1) -> Path:
     """What `obliviate bench` does (comma lists; attacks "all" runs every attack, None runs none)."""
     config = BenchConfig(steps=steps, lr=lr, metrics=metrics.split(",") if metrics else None, max_facts=max_facts,
-                         seed=seed)
+                         seed=seed, seeds=seeds)
     budget = Budget(steps=attack_steps, seconds=attack_seconds, max_facts=attack_facts)
     return bench(task, methods, attacks, budget, sweep, out, config)

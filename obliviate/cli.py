@@ -103,7 +103,8 @@ def eval_(
     run_eval(model, task, reference, original, metrics.split(",") if metrics else None, max_facts, seed, out, dtype)
 
 
-@app.command(help="Red-team a model: attacks that try to bring forgotten facts back; writes attacks.json."
+@app.command(help="Red-team a model: attacks that try to bring forgotten facts back, each also run on a control "
+             "where the knowledge is absent; writes attacks.json."
              + _examples("obliviate attack --model runs/x/model --original taught:builtin:people:small --task builtin:people:small",
                          "obliviate attack -m runs/x/model --original ./orig -t task.yaml --attacks relearning,in_context --steps 10"))
 def attack(
@@ -115,13 +116,15 @@ def attack(
     samples: Annotated[int, typer.Option(help="Budget: prompts or variants per fact.")] = 8,
     seconds: Annotated[float, typer.Option(help="Budget: wall-clock seconds per attack.")] = 300.0,
     max_facts: Annotated[int, typer.Option(help="Budget: target facts per attack.")] = 30,
+    reference: Annotated[str | None, typer.Option(help="Exact-unlearning reference: the control (same facts). "
+                                                  "Default: the model on the task's holdout facts.")] = None,
     out: OutOpt = None,
 ) -> None:
     from obliviate.attacks import Budget
     from obliviate.redteam import run_attack_command
 
     budget = Budget(steps=steps, samples=samples, seconds=seconds, max_facts=max_facts)
-    run_attack_command(model, original, task, attacks, out, budget)
+    run_attack_command(model, original, task, attacks, out, budget, reference)
 
 
 @app.command(help="List the attacks.")
@@ -172,12 +175,13 @@ def bench(
     attack_seconds: Annotated[float, typer.Option(help="Attack budget: seconds per attack.")] = 120.0,
     attack_facts: Annotated[int, typer.Option(help="Attack budget: target facts.")] = 20,
     seed: int = 0,
+    seeds: Annotated[int, typer.Option(help="Repeat each unlearning with this many seeds (mean ± sd across them).")] = 1,
     out: OutOpt = None,
 ) -> None:
     from obliviate.bench import run_bench_command
 
     run_bench_command(task, methods, attacks, sweep, steps, lr, metrics, max_facts, attack_steps, attack_seconds,
-                      attack_facts, seed, out)
+                      attack_facts, seed, out, seeds)
 
 
 @app.command(help="RESTOR: corrupt known facts with wrong objects, unlearn the corruption, report how much of the "

@@ -167,14 +167,45 @@ def test_redteam_report_save_and_print(task, lm, tmp_path, capsys):
     report = attack(lm, task, None, "form_change,in_context", BUDGET, progress=False)
     assert list(report.results) == ["form_change", "in_context"]
     assert report.targets == [f.id for f in task.forget[:3]]
-    name, rate = report.worst_case
-    assert name in report.results and rate == max(r.recovery_rate for r in report.results.values())
+    assert report.control["kind"] == "holdout" and report.control["targets"] == [f.id for f in task.holdout[:3]]
+    for name in report.results:  # the same attack, budget and seed ran on the control's facts
+        assert [o.fact_id for o in report.controls[name].outcomes] == report.control["targets"]
+    name, est = report.worst_case
+    assert name in report.results
+    assert (est.lo, est.value) == max((e.lo, e.value) for e in map(report.above_control, report.results))
     path = report.save(tmp_path)
     data = json.loads(path.read_text())
     assert path.name == "attacks.json" and data["budget"] == asdict(BUDGET)
     assert set(data["results"]) == {"form_change", "in_context"} and "baseline" in data
+    row = data["results"]["form_change"]
+    assert set(row["above_control"]) == {"value", "ci", "n"} and row["control"]["rate"]["n"] == 3
     print_report(report)
-    assert "worst case" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "control: holdout" in out and "never knew" in out
+
+
+def test_above_control_subtracts_what_a_model_that_never_knew_gets():
+    """Raw 6/10 looks like recovery; the control gets 5/10 with the same tries, so nothing is shown to be back."""
+    report = RedTeamReport("m", "o", "t", {}, [f"f{i}" for i in range(10)], 0.0,
+                           control={"kind": "holdout", "targets": [f"h{i}" for i in range(10)]})
+    report.results["x"] = AttackResult("x", {}, [Outcome(f"f{i}", i < 6) for i in range(10)])
+    report.controls["x"] = AttackResult("x", {}, [Outcome(f"h{i}", i < 5) for i in range(10)])
+    est = report.above_control("x")
+    assert est.value == pytest.approx(0.1) and est.lo < 0 < est.hi
+    paired = RedTeamReport("m", "o", "t", {}, [f"f{i}" for i in range(40)], 0.0,
+                           control={"kind": "reference", "targets": [f"f{i}" for i in range(40)]})
+    paired.results["x"] = AttackResult("x", {}, [Outcome(f"f{i}", i < 20) for i in range(40)])
+    paired.controls["x"] = AttackResult("x", {}, [Outcome(f"f{i}", i < 4) for i in range(40)])
+    est = paired.above_control("x")
+    assert est.value == pytest.approx(0.4) and est.lo > 0  # paired on the same facts: clearly above
+
+
+def test_attacks_need_a_control(task, lm):
+    bare = replace(task, holdout=[])
+    with pytest.raises(ConfigError, match="holdout facts .* --reference"):
+        attack(lm, bare, None, ["form_change"], BUDGET, progress=False)
+    report = attack(lm, bare, None, ["form_change"], BUDGET, reference=tiny_model(seed=3), progress=False)
+    assert report.control["kind"] == "reference" and report.control["targets"] == report.targets
 
 
 def test_redteam_skips_attacks_needing_the_original_and_records_errors(task, lm, monkeypatch):
@@ -184,7 +215,7 @@ def test_redteam_skips_attacks_needing_the_original_and_records_errors(task, lm,
     monkeypatch.setattr(ATTACKS.get("form_change"), "run", boom)
     report = attack(lm, task, None, ["trace_detection", "form_change"], BUDGET, progress=False)
     assert "needs the original" in report.results["trace_detection"].notes
-    assert "kaput" in report.results["form_change"].notes and report.worst_case == (None, 0.0)
+    assert "kaput" in report.results["form_change"].notes and report.worst_case == (None, None)
 
 
 def test_run_attack_command_writes_attacks_json(tmp_path):

@@ -24,11 +24,15 @@ def test_bench_table_curves_and_resume(tmp_path):
     assert [r["steps"] for r in table["rows"]] == [1, 2, 1, 2]
     assert [r["final"] for r in table["rows"]] == [False, True, False, True]
     for row in table["rows"]:
-        assert 0 <= row["forget_qa"] <= 1
-        # The attack columns count only facts plain QA no longer answers, as attacks.json's beyond_plain does.
-        back, hidden = read_json(out / row["dir"] / "attacks.json")["results"]["form_change"]["beyond_plain"]
-        assert row.get("recovery.form_change") == (back / hidden if hidden else None)
-        assert row["worst_attack"] == ("form_change" if hidden else None)
+        assert 0 <= row["forget_qa"] <= 1 and row["forget_qa_ci"][0] <= row["forget_qa"] <= row["forget_qa_ci"][1]
+        # The attack columns are the recovery above the control, with its interval, as in attacks.json.
+        attacks = read_json(out / row["dir"] / "attacks.json")
+        above = attacks["results"]["form_change"]["above_control"]
+        if attacks["targets"]:
+            assert row["recovery.form_change"] == above["value"] and row["recovery.form_change_ci"] == above["ci"]
+            assert row["worst_attack"] == "form_change"
+        else:  # the random tiny original knows no forget fact: nothing to recover, so no number is made up
+            assert above is None and "recovery.form_change" not in row and row["worst_attack"] is None
     assert "| ga | steps=1 |" in (out / "bench.md").read_text()
     for name in ("pareto", "attacks"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 1000
@@ -53,3 +57,16 @@ def test_sweep_parsing_and_checks():
         parse_sweep("steps")
     with pytest.raises(ConfigError, match="neither a training setting"):
         bench(people_task("test"), "ga", sweep="temperature=1,2", original=tiny_model(), progress=False)
+
+
+def test_bench_seeds_give_mean_and_spread(tmp_path):
+    config = BenchConfig(steps=2, metrics=["forms"], max_facts=2, examples=1, seeds=2)
+    out = bench(people_task("test"), "ga", out_dir=tmp_path / "b", config=config, original=tiny_model(seed=4),
+                progress=False)
+    row = read_json(out / "bench.json")["rows"][0]
+    per_seed = [read_json(out / "runs" / "ga" / f"seed={k}" / "result.json") for k in (0, 1)]
+    assert row["seeds"] == [0, 1] and [r["seed"] for r in per_seed] == [0, 1]
+    assert row["forget_qa"] == pytest.approx(sum(r["forget_qa"] for r in per_seed) / 2)
+    assert row["forget_qa_sd"] >= 0 and "forget_qa_ci" not in row
+    with pytest.raises(ConfigError, match="seeds"):
+        BenchConfig(seeds=0)

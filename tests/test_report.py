@@ -39,10 +39,10 @@ def run_dir(tmp_path_factory):
     run = unlearn(tiny_model(seed=1), task, "ga", train=TrainConfig(steps=2, progress=False))
     config = EvalConfig(max_facts=2)
     for label, lm in (("original", original), ("ga", run.lm), ("reference", reference)):
-        evaluate(lm, task, ["forms", "abstention"], reference=reference, original=original,
+        evaluate(lm, task, ["forms"], reference=reference, original=original,
                  config=config).save(out / "cards" / f"{label}.json")
         add_examples(out / "generations.json", label, lm, task, original, n_forget=2)
-    # no original: every forget fact is a target (the random tiny original knows none of them)
+    # no original: every forget fact is a target (the random tiny original knows none of them); holdout is the control
     attack(run.lm, task, None, ["form_change", "in_context"], Budget(max_facts=2), progress=False).save(out)
     write_json(out / "config.json", run.config)
     write_json(out / "history.json", run.history)
@@ -62,13 +62,16 @@ def test_report_has_every_section_and_inline_images(run_dir):
                   "Example generations", "Training", "Config and cost"):
         assert title in html, title
     images = _images(html)
-    assert len(images) == 4  # pareto, attacks, abstention, loss
+    assert len(images) == 4  # pareto, attacks, outcomes, loss
     for data in images:
         with Image.open(io.BytesIO(data)) as im:
             im.verify()
     assert not re.search(r'(src|href)="https?://', html), "the report must not need the network"
     md = (run_dir / "report.md").read_text()
     assert "## Forget card" in md and "| qa |" in md and "](plots/pareto.png)" in md
+    assert re.search(r"\| qa \| \d\.\d\d \[\d\.\d\d, \d\.\d\d\]", md), "every accuracy carries its interval"
+    assert "above control (95 % CI)" in md and "Control: holdout" in md and "can go unseen" in md
+    assert "≈ ref" in html or "above_reference" not in html  # the paired comparison is shown when it exists
     assert (run_dir / "plots" / "pareto.png").is_file()
 
 
@@ -110,30 +113,39 @@ def _chromium(cmd: list[str], done) -> str:
     raise AssertionError(f"chromium failed twice (exit {proc.returncode}): {proc.stderr[-2000:]}")
 
 
-def _card(label: str, forget: float, retain: float, mcq: float | None = None) -> Card:
-    forms = {"forget": {"qa": {"accuracy": forget, "probability": forget, "rouge_l": forget, "n": 10}},
-             "retain": {"qa": {"accuracy": retain, "probability": retain, "rouge_l": retain, "n": 10}}}
+def _row(acc: float, n: int = 10, control: tuple[float, float, float] | None = None, gibberish: float = 0.0) -> dict:
+    row = {"accuracy": acc, "accuracy_ci": [max(0.0, acc - 0.2), min(1.0, acc + 0.2)], "probability": acc,
+           "rouge_l": acc, "n": n, "outcomes": {"right": acc, "gibberish": gibberish, "wrong": 1 - acc - gibberish}}
+    if control is not None:
+        value, lo, hi = control
+        row["above_reference"] = {"value": value, "ci": [lo, hi], "n": n}
+    return row
+
+
+def _card(label: str, forget: float, retain: float, mcq: tuple[float, float, float] | None = None,
+          control: tuple[float, float, float] | None = None, gibberish: float = 0.0) -> Card:
+    forms = {"forget": {"qa": _row(forget, control=control, gibberish=gibberish)}, "retain": {"qa": _row(retain)}}
     if mcq is not None:
-        forms["forget"]["mcq"] = {"accuracy": mcq, "probability": mcq, "rouge_l": mcq, "n": 10}
+        forms["forget"]["mcq"] = _row(0.8, control=mcq)
     return Card(label, "t", {"forms": {"values": forms, "section": "forgetting", "higher_is_better": None,
-                                       "version": "1", "seconds": 0.0}})
+                                       "version": "2", "seconds": 0.0}})
 
 
-def _folder(tmp_path, unlearned: Card, worst: float | None = None, mcq_ref: float | None = None):
-    for label, card in (("original", _card("o", 0.9, 0.9, 0.9)), ("m", unlearned),
-                        ("reference", _card("r", 0.0, 0.9, mcq_ref))):
+def _folder(tmp_path, unlearned: Card, worst: tuple[float, float, float] | None = None):
+    for label, card in (("original", _card("o", 0.9, 0.9)), ("m", unlearned), ("reference", _card("r", 0.0, 0.9))):
         card.save(tmp_path / "cards" / f"{label}.json")
     if worst is not None:
-        write_json(tmp_path / "attacks.json", {"baseline": 0.0, "results": {},
-                                               "worst_case": {"attack": "relearning", "recovery_rate": worst}})
+        value, lo, hi = worst
+        write_json(tmp_path / "attacks.json", {"results": {}, "worst_case": {
+            "attack": "relearning", "above_control": {"value": value, "ci": [lo, hi], "n": 60}}})
     return verdict(read_run(tmp_path), "m")
 
 
 @pytest.mark.parametrize("forget, retain, worst, level, words", [
-    (0.0, 0.9, 0.0, "good", "Looks forgotten"),
+    (0.0, 0.9, (0.05, -0.08, 0.18), "good", "Looks forgotten"),  # the attack's interval contains 0
     (0.6, 0.9, None, "bad", "Not forgotten"),
     (0.0, 0.3, None, "bad", "too high a cost"),
-    (0.0, 0.9, 0.6, "bad", "Hidden, not removed"),
+    (0.0, 0.9, (0.3, 0.15, 0.45), "bad", "Hidden, not removed"),  # above the control: knowledge still there
     (0.3, 0.9, None, "mixed", "Partly forgotten"),
 ])
 def test_verdict_reads_the_numbers(tmp_path, forget, retain, worst, level, words):
@@ -142,9 +154,28 @@ def test_verdict_reads_the_numbers(tmp_path, forget, retain, worst, level, words
     assert v.headline.startswith(f"forgot {round((1 - forget / 0.9) * 100)} % of forget QA")
 
 
+def test_a_large_recovery_within_its_interval_is_not_called_hidden(tmp_path):
+    """+25 points with an interval reaching below 0 (few facts) cannot tell the model from one that never knew."""
+    v = _folder(tmp_path, _card("m", 0.0, 0.9), worst=(0.25, -0.05, 0.5))
+    assert v.level == "good" and "Hidden" not in v.judgement and "can go unseen" in v.judgement
+
+
+def test_verdict_says_forgot_by_breaking(tmp_path):
+    v = _folder(tmp_path, _card("m", 0.0, 0.9, gibberish=0.7))
+    assert v.level == "mixed" and "Forgot by breaking" in v.judgement and "70 %" in v.judgement
+
+
+def test_verdict_uses_the_control_of_forget_qa(tmp_path):
+    v = _folder(tmp_path, _card("m", 0.1, 0.9, control=(0.1, 0.02, 0.3)))
+    assert "Partly forgotten" in v.judgement and "above the reference" in v.judgement
+    assert "vs the reference" in v.headline
+
+
 def test_verdict_flags_a_form_that_still_answers(tmp_path):
-    v = _folder(tmp_path, _card("m", 0.0, 0.9, mcq=0.8), mcq_ref=0.25)
-    assert v.leak == ("mcq", 0.8, 0.25) and "mcq" in v.judgement
+    v = _folder(tmp_path, _card("m", 0.0, 0.9, mcq=(0.55, 0.3, 0.75)))
+    assert v.leak[0] == "mcq" and v.leak[1].value == 0.55 and "mcq" in v.judgement
+    v = _folder(tmp_path, _card("m", 0.0, 0.9, mcq=(0.55, -0.1, 0.75)))  # the interval contains 0: no claim
+    assert v.leak is None and v.level == "good"
 
 
 def test_report_needs_a_card(tmp_path):
@@ -165,4 +196,4 @@ def test_report_of_a_demo_folder(tmp_path):
     assert list(files.cards) == ["base", "taught", "npo", "reference"] and files.original == "taught"
     assert "forgot 94 % of forget QA, kept 94 % of retain" in html and "Looks forgotten" in html
     assert "Attacks" not in html and "Example generations" not in html  # no file, no section
-    assert len(_images(html)) == 2  # trade-off and training loss
+    assert len(_images(html)) == 3  # trade-off, outcomes of the answers and training loss

@@ -1,8 +1,9 @@
 """What an attack is: a budgeted attempt to bring forgotten facts back, judged fact by fact.
 
-Targets are the forget facts the ORIGINAL model answered (you cannot recover what was never known), judged
-with the same `score_probes` judge as the forget card. Each attack reports, per target fact, whether it came
-back and the evidence (prompt, output, probability), plus the budget it ran under.
+Targets are the forget facts the ORIGINAL model answers when asked directly (plain QA, or its chat template):
+you cannot recover what was never known. Every verdict is `score_probes`' strict judge, as in the forget card.
+Each attack reports, per target fact, whether it came back and the evidence (prompt, output, probability), plus
+the budget it ran under; obliviate.redteam runs it again on a control where the knowledge is absent.
 """
 
 from __future__ import annotations
@@ -69,13 +70,23 @@ class AttackContext:
     cache: dict[Any, Any] = field(default_factory=dict)
 
 
+def direct_probes(fact: Fact, tokenizer) -> list[Probe]:
+    """The fact asked directly, as a user would: plain QA and, when the model has a chat template, the chat turn."""
+    return [*probes(fact, "qa"), *probes(fact, "chat", tokenizer)]
+
+
+def answered_directly(lm: LoadedModel, facts: Sequence[Fact]) -> list[bool]:
+    """Per fact: does `lm` answer it when asked directly (any of `direct_probes`)?"""
+    groups = [direct_probes(f, lm.tokenizer) for f in facts]
+    return [o.recovered for o in judge_groups(lm, facts, groups)]
+
+
 def find_targets(ctx: AttackContext) -> list[Fact]:
-    """Forget facts the original model answers in QA form (all forget facts when no original is given)."""
+    """Forget facts the original model answers when asked directly (all forget facts when no original is given)."""
     facts = ctx.task.forget[: ctx.budget.max_facts]
     if ctx.original is None:
         return facts
-    results = score_probes(ctx.original, [probes(f, "qa")[0] for f in facts])
-    return [f for f, r in zip(facts, results) if r.correct]
+    return [f for f, known in zip(facts, answered_directly(ctx.original, facts)) if known]
 
 
 class Attack:
@@ -108,7 +119,7 @@ class Attack:
 
 
 def judge_groups(lm: LoadedModel, facts: Sequence[Fact], groups: Sequence[Sequence[Probe]], prefix: str = "",
-                 max_new_tokens: int = 12) -> list[Outcome]:
+                 max_new_tokens: int | None = None) -> list[Outcome]:
     """One Outcome per fact: recovered if ANY of its probes is judged right by `score_probes` (one batched call).
 
     The evidence kept is the first probe judged right, else the one giving the answer the highest probability.

@@ -11,10 +11,12 @@ from obliviate.data.forms import FORMS
 console = Console()
 
 
-def _cell(value: float | None, good_high: bool | None) -> str:
-    if value is None:
+def _cell(row: dict | None, good_high: bool | None, stat: str) -> str:
+    """'0.25 [0.09–0.53]' coloured by whether the value is good news on its split."""
+    if not row or row.get(stat) is None:
         return "[dim]–[/dim]"
-    text = f"{value:.2f}"
+    value, ci = row[stat], row.get(f"{stat}_ci")
+    text = f"{value:.2f}" + (f" [dim][{ci[0]:.2f}–{ci[1]:.2f}][/dim]" if ci else "")
     if good_high is None:
         return text
     good = value >= 0.5 if good_high else value < 0.5
@@ -22,15 +24,15 @@ def _cell(value: float | None, good_high: bool | None) -> str:
 
 
 def forms_table(cards: dict[str, Card], stat: str = "accuracy", title: str | None = None) -> Table:
-    """Per-split, per-form `stat` (accuracy / probability / rouge_l) for each labelled card.
-
-    Forget rows are green when low, other splits when high.
+    """Per-split, per-form `stat` (accuracy / probability / rouge_l) with its 95 % interval for each labelled card,
+    and the number of facts. Forget rows are green when low, other splits when high; holdout (the control) plain.
     """
-    table = Table(title=title or f"forget card — {stat} per form", show_lines=False)
+    table = Table(title=title or f"forget card — {stat} per form [95 % interval]", show_lines=False)
     table.add_column("split")
     table.add_column("form")
     for label in cards:
         table.add_column(label, justify="right")
+    table.add_column("n", justify="right")
     splits = []
     for card in cards.values():
         for split in card.value("forms") or {}:
@@ -38,10 +40,12 @@ def forms_table(cards: dict[str, Card], stat: str = "accuracy", title: str | Non
                 splits.append(split)
     for split in splits:
         for form in FORMS:
-            values = [c.value("forms", split, form, stat) for c in cards.values()]
-            if all(v is None for v in values):
+            rows = [c.value("forms", split, form) for c in cards.values()]
+            if all(r is None for r in rows):
                 continue
-            table.add_row(split, form, *(_cell(v, split != "forget") for v in values))
+            good_high = None if split == "holdout" else split != "forget"
+            n = max((r.get("n", 0) for r in rows if r), default=0)
+            table.add_row(split, form, *(_cell(r, good_high, stat) for r in rows), str(n))
         table.add_section()
     return table
 

@@ -5,7 +5,7 @@
 PosixPath('runs/demo-20260101-120000/report.html')
 
 Sections: the verdict, the methods table (bench), the forget card per form, forgetting vs utility, recovery
-per attack, the abstention distribution, example generations, every other metric by card section, training
+per attack against its control, what the model says instead (outcomes), example generations, every other metric by card section, training
 loss, and the run's config and cost. A section whose files are missing is left out, never faked.
 """
 
@@ -20,22 +20,26 @@ from obliviate.report import plots
 from obliviate.report.markdown import (
     RunFiles,
     Verdict,
-    abstention_rows,
     card_splits,
     config_summary,
+    estimate,
     fmt,
     forms_rows,
+    interval,
     keep_split,
     metric_rows,
+    outcome_rows,
     pct,
     qa_accuracy,
     read_run,
+    share_text,
     to_markdown,
     verdict,
 )
 
 # Answers to forget questions: a right answer means the fact leaked, a refusal is the safe failure.
-ABSTENTION_COLOURS = {"correct": plots.BAD, "refusal": plots.GOOD, "gibberish": plots.NEUTRAL, "wrong": "#e0a526"}
+OUTCOME_COLOURS = {"right": plots.BAD, "refusal": plots.GOOD, "empty": "#7fb89a", "gibberish": plots.NEUTRAL,
+                   "wrong": "#e0a526"}
 
 CSS = """
 :root { --good:#2f9e62; --bad:#d1495b; --mixed:#d68a1a; --ink:#1f2328; --muted:#6a717c; --line:#e3e6ea; }
@@ -95,25 +99,34 @@ def _head_cells(files: RunFiles) -> str:
 
 
 def forms_html(files: RunFiles) -> str:
-    """One table: forms down (grouped by split), models across; accuracy coloured by what is good on the split."""
+    """One table: forms down (grouped by split), models across; accuracy with its 95 % interval, coloured by what
+    is good on the split; on forget, '≈ ref' marks a form the model cannot be told apart from the reference on."""
     rows = []
     for split in card_splits(files):
         forget = split == "forget"
-        probs = dict(forms_rows(files, split, "probability"))
-        direction = "lower is better: green = no longer known" if forget else "higher is better"
+        direction = ("the control: facts never learned (what guessing gets)" if split == "holdout" else
+                     "lower is better: green = no longer known" if forget else "higher is better")
         rows.append(f'<tr class="group"><td colspan="{len(files.cards) + 1}">{escape(split)} '
                     f'<span class="note">{direction}</span></td></tr>')
-        for form, values in forms_rows(files, split):
+        for form, _ in forms_rows(files, split):
             cells = []
-            for v, p in zip(values, probs.get(form, [])):
-                if v is None:
+            for card in files.cards.values():
+                row = card.value("forms", split, form)
+                if not row:
                     cells.append("<td>–</td>")
                     continue
-                style = _heat(1 - v if forget else v)
-                cells.append(f'<td style="{style}"><b>{v:.0%}</b> <span class="p">p {fmt(p)}</span></td>')
+                v, ci = row["accuracy"], row.get("accuracy_ci")
+                style = _heat(1 - v if forget else v) if split != "holdout" else ""
+                ci_text = f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""
+                same = row.get("above_reference")
+                tag = (' <span class="p">≈ ref</span>' if same and same["ci"][0] <= 0 <= same["ci"][1] else "")
+                cells.append(f'<td style="{style}"><b>{v:.0%}</b><span class="p">{ci_text}</span>{tag}'
+                             f'<small>p {fmt(row["probability"])} · n {row.get("n", "–")}</small></td>')
             rows.append(f'<tr><td class="l">{escape(form)}</td>{"".join(cells)}</tr>')
     return (f'<table class="card"><tr><th class="l">form</th>{_head_cells(files)}</tr>{"".join(rows)}</table>'
-            '<p class="note">accuracy (bold) and the probability the model gives the right answer (p)</p>')
+            '<p class="note">accuracy (bold) with its 95 % interval over facts, the probability the model gives the '
+            'right answer (p) and the number of facts (n). "≈ ref": cannot be told apart from the exact-unlearning '
+            'reference on the same facts (paired interval contains 0).</p>')
 
 
 def _delta_class(value: Any, base: Any, higher_is_better: bool | None) -> str:
@@ -151,28 +164,39 @@ def metrics_html(files: RunFiles) -> str:
 
 
 def attacks_html(label: str, attacks: dict[str, Any]) -> str:
-    rows = [f'<tr><td class="l">no attack <span class="note">(plain QA)</span></td>'
-            f'<td>{pct(attacks.get("baseline"))}</td><td></td><td class="l"></td></tr>']
-    base = attacks.get("baseline") or 0.0
+    """Per attack: recovered targets, the control's count, the difference with its interval, time and notes."""
+    control = attacks.get("control") or {}
+    n_control = len(control.get("targets", []))
+    plain = attacks.get("plain_above_control")
+    rows = [f'<tr><td class="l">no attack <span class="note">(asked directly)</span></td>'
+            f'<td>{len(attacks.get("answered_plainly", []))}/{len(attacks.get("targets", []))}</td>'
+            f'<td>{len(control.get("answered_plainly", []))}/{n_control}</td><td>{escape(interval(plain))}</td>'
+            '<td></td><td class="l"></td></tr>']
     for name, r in attacks.get("results", {}).items():
         outcomes = r.get("outcomes", [])
-        got = sum(o["recovered"] for o in outcomes)
+        theirs = (r.get("control") or {}).get("outcomes", [])
+        above = r.get("above_control")
         if "error" in r.get("details", {}):
-            rate = '<span class="no">error</span>'
+            got, their, diff = '<span class="no">error</span>', "", ""
         elif not outcomes and r.get("details"):
             acc = r["details"].get("accuracy")
-            rate = f"acc {pct(acc)}" if isinstance(acc, (int, float)) else "–"
+            got, their, diff = (f"acc {pct(acc)}" if isinstance(acc, (int, float)) else "–"), "", ""
         else:
-            cls = "no" if r["recovery_rate"] > base else "ok"
-            rate = f'<span class="{cls}">{pct(r["recovery_rate"])}</span><small>{got}/{len(outcomes)} facts</small>'
+            got = f"{sum(o['recovered'] for o in outcomes)}/{len(outcomes)}"
             if r.get("beyond_plain") and r["beyond_plain"][1]:
-                rate += "<small>{}/{} of the forgotten</small>".format(*r["beyond_plain"])
-        rows.append(f'<tr><td class="l">{escape(name)}</td><td>{rate}</td><td>{r.get("seconds", 0):.0f}</td>'
-                    f'<td class="l note">{escape(r.get("notes", ""))}</td></tr>')
+                got += "<small>{}/{} of the forgotten</small>".format(*r["beyond_plain"])
+            their = f"{sum(o['recovered'] for o in theirs)}/{len(theirs)}" if theirs else "–"
+            cls = "no" if above and above["ci"][0] > 0 else "ok"
+            diff = f'<span class="{cls}">{escape(interval(above))}</span>' if above else "–"
+        rows.append(f'<tr><td class="l">{escape(name)}</td><td>{got}</td><td>{their}</td><td>{diff}</td>'
+                    f'<td>{r.get("seconds", 0):.0f}</td><td class="l note">{escape(r.get("notes", ""))}</td></tr>')
     budget = ", ".join(f"{k} {v}" for k, v in attacks.get("budget", {}).items())
-    return (f'<p class="note">{len(attacks.get("targets", []))} target facts (forget facts the original answered); '
-            f'budget per attack: {escape(budget)}</p><table><tr><th class="l">attack on {escape(label)}</th>'
-            f'<th>recovered</th><th>seconds</th><th class="l">notes</th></tr>{"".join(rows)}</table>')
+    return (f'<p class="note">{len(attacks.get("targets", []))} target facts (forget facts the original answered '
+            f'when asked directly); control: {escape(control.get("kind", "none"))}, {n_control} facts where the '
+            f'knowledge is absent, attacked with the same budget ({escape(budget)}). Red: the interval lies above 0.'
+            f'</p><table><tr><th class="l">attack on {escape(label)}</th><th>recovered</th><th>control</th>'
+            f'<th>above control<small>95 % CI</small></th><th>seconds</th><th class="l">notes</th></tr>'
+            f'{"".join(rows)}</table>')
 
 
 def generations_html(gen: dict[str, Any]) -> str:
@@ -210,7 +234,7 @@ def bench_html(bench: dict[str, Any], verdicts: dict[str, Verdict]) -> str:
             elif c.get("share") and isinstance(v, (int, float)):
                 hib = c.get("higher_is_better")
                 style = _heat(v if hib else 1 - v) if hib is not None else ""
-                cells.append(f'<td style="{style}">{pct(v)}</td>')
+                cells.append(f'<td style="{style}">{escape(share_text(row, c["key"]))}</td>')
             else:
                 cells.append(f"<td>{escape(fmt(v))}</td>")
         v = verdicts.get(row["label"])
@@ -255,7 +279,9 @@ def figures(files: RunFiles) -> dict[str, bytes]:
         split = keep_split(card)
         forget = qa_accuracy(card, "forget")
         if forget is not None and split:
-            points.append(plots.Point(label, forget, qa_accuracy(card, split), files.role(label)))
+            points.append(plots.Point(label, forget, qa_accuracy(card, split), files.role(label),
+                                      forget_ci=card.value("forms", "forget", "qa", "accuracy_ci"),
+                                      utility_ci=card.value("forms", split, "qa", "accuracy_ci")))
     if files.bench and any(r.get("sweep_value") is not None for r in files.bench["rows"]):
         points = [p for p in points if p.role != "unlearned"]
         points += [plots.Point(r["label"], r["forget_qa"], r["keep_qa"], "unlearned",
@@ -266,18 +292,18 @@ def figures(files: RunFiles) -> dict[str, bytes]:
         out["pareto"] = plots.pareto(points, y_label=f"{keep} QA accuracy")
     if len(files.attacks) == 1:
         attacks = next(iter(files.attacks.values()))
-        results = {n: r for n, r in attacks.get("results", {}).items() if r.get("outcomes") or "error" in r.get("details", {})}
-        if results:
-            out["attacks"] = plots.recovery_bars({n: r["recovery_rate"] for n, r in results.items()},
-                                                 attacks.get("baseline"),
-                                                 [n for n, r in results.items() if "error" in r.get("details", {})])
+        above = {n: estimate(r["above_control"]) for n, r in attacks.get("results", {}).items()
+                 if r.get("above_control")}
+        if above:
+            out["attacks"] = plots.recovery_bars(above)
     elif files.attacks:
         out["attacks"] = plots.recovery_heatmap({
-            label: {n: (r["recovery_rate"] if r.get("outcomes") else None) for n, r in a.get("results", {}).items()}
+            label: {n: (r["above_control"]["value"] if r.get("above_control") else None)
+                    for n, r in a.get("results", {}).items()}
             for label, a in files.attacks.items()})
-    shares = abstention_rows(files)
+    shares = outcome_rows(files)
     if shares:
-        out["abstention"] = plots.stacked_shares(shares, ABSTENTION_COLOURS)
+        out["outcomes"] = plots.stacked_shares(shares, OUTCOME_COLOURS)
     if files.history:
         out["loss"] = plots.loss_curves(files.history)
     return out
@@ -287,9 +313,10 @@ LEVELS = {"good": 2, "mixed": 1, "bad": 0}
 
 
 def best_verdict(verdicts: list[Verdict]) -> Verdict:
-    """The best trade-off: best level first, then forgotten x kept x (1 - recovery above the no-attack baseline)."""
+    """The best trade-off: best level first, then forgotten x kept x (1 - worst recovery above its control)."""
     def score(v: Verdict) -> tuple[int, float]:
-        above = max(0.0, v.worst[1] - (v.baseline or 0.0)) if v.worst else 0.0
+        worst = v.worst[1] if v.worst else None
+        above = max(0.0, worst.value) if worst is not None else 0.0
         kept = 1.0 if v.kept is None else v.kept
         return LEVELS[v.level], (v.forgot or 0.0) * kept * (1 - above)
 
@@ -300,19 +327,22 @@ def tiles_html(v: Verdict) -> str:
     """The verdict's numbers as large tiles, each coloured by whether it is good news."""
     tiles = []
     if v.forgot is not None:
-        tiles.append(("forgotten (forget QA)", v.forgot, "good" if v.forgot >= 0.85 else "mixed" if v.forgot >= 0.5 else "bad"))
+        tiles.append(("forgotten (forget QA)", pct(v.forgot),
+                      "good" if v.forgot >= 0.85 else "mixed" if v.forgot >= 0.5 else "bad"))
     if v.kept is not None:
-        tiles.append((f"kept ({v.keep_split} QA)", v.kept, "good" if v.kept >= 0.9 else "mixed" if v.kept >= 0.8 else "bad"))
-    if v.worst is not None:
-        above = v.worst[1] - (v.baseline or 0.0)
-        tiles.append((f"worst attack ({v.worst[0] or '–'})", v.worst[1],
-                      "good" if above < 0.1 else "mixed" if above < 0.25 else "bad"))
+        tiles.append((f"kept ({v.keep_split} QA)", pct(v.kept), "good" if v.kept >= 0.9 else "mixed" if v.kept >= 0.8 else "bad"))
+    if v.worst and v.worst[1] is not None:
+        est = v.worst[1]
+        tiles.append((f"worst attack above control ({v.worst[0] or '–'}), 95 % CI {interval(est)}",
+                      f"{est.value * 100:+.0f} %", "bad" if est.lo > 0 else "good"))
+    if v.broken:
+        tiles.append(("gibberish answers to forget QA", pct(v.broken), "mixed" if v.broken >= 0.5 else "good"))
     if v.leak is not None:
-        tiles.append((f"leakiest form ({v.leak[0]})", v.leak[1], "mixed"))
+        tiles.append((f"leakiest form ({v.leak[0]}) above control", interval(v.leak[1]), "mixed"))
     if not tiles:
         return ""
     return '<div class="tiles">' + "".join(
-        f'<div class="tile {level}"><div class="v">{pct(x)}</div><div class="k">{escape(k)}</div></div>'
+        f'<div class="tile {level}"><div class="v">{escape(x)}</div><div class="k">{escape(k)}</div></div>'
         for k, x, level in tiles) + "</div>"
 
 
@@ -351,14 +381,16 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
     if files.attacks:
         body = _img(figs, "attacks", "recovery per attack")
         body += "".join(attacks_html(label, a) for label, a in files.attacks.items()) if len(files.attacks) == 1 else ""
-        note = ("Share of target facts each attack brought back under the same budget; the dashed line is what "
-                "plain questions already get. Red bars beat it.") if len(files.attacks) == 1 else (
-                "Share of target facts each attack brought back from each model, under the same budget.")
+        note = ("What each attack brought back above its control (the same attack, budget and tries where the "
+                "knowledge is absent), with 95 % intervals; red bars lie above 0.") if len(files.attacks) == 1 else (
+                "What each attack brought back from each model above its control, under the same budget.")
         sections.append(_section("attacks", "Attacks: does it come back?", body, note))
-    if "abstention" in figs:
-        sections.append(_section("abstention", "What the model says instead", _img(figs, "abstention", "abstention"),
-                                 "Greedy answers to forget questions, sorted into buckets. Refusals are the safe "
-                                 "failure; fluent wrong answers are hallucinations."))
+    if "outcomes" in figs:
+        sections.append(_section("outcomes", "What the model says instead", _img(figs, "outcomes", "outcomes"),
+                                 "Greedy answers to direct questions (forget, and the never-learned holdout facts "
+                                 "as control), sorted by the strict judge. Refusals and empty answers are the safe "
+                                 "failure; fluent wrong answers are what an exactly unlearned model gives; "
+                                 "gibberish means the model was broken, not taught to forget."))
     if files.generations:
         sections.append(_section("examples", "Example generations", generations_html(files.generations)))
     metrics = metrics_html(files)
@@ -371,7 +403,7 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
                              + f"<details><summary>full config</summary><pre>{escape(config)}</pre></details>"))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("methods", "methods"), ("card", "forget card"), ("pareto", "trade-off"), ("attacks", "attacks"),
-        ("abstention", "abstention"), ("examples", "examples"), ("metrics", "metrics"), ("training", "training"),
+        ("outcomes", "outcomes"), ("examples", "examples"), ("metrics", "metrics"), ("training", "training"),
         ("config", "config")) if f'id="{a}"' in "".join(sections))
     card = next(iter(files.cards.values()))
     models = " · ".join(f"{escape(label)}: {escape(c.model)}" for label, c in files.cards.items())

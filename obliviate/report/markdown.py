@@ -24,6 +24,7 @@ from obliviate.card import Card
 from obliviate.errors import ConfigError
 from obliviate.metrics.base import SECTIONS
 from obliviate.runs import read_json
+from obliviate.stats import Estimate, min_detectable_difference
 
 ROLES = {"base": "base", "original": "original", "taught": "original", "reference": "reference"}
 ROLE_ORDER = {"base": 0, "original": 1, "unlearned": 2, "reference": 3}
@@ -128,16 +129,19 @@ def keep_split(card: Card) -> str | None:
 
 @dataclass
 class Verdict:
-    """The one-line answer: did it forget, what did it cost, does it come back?"""
+    """The one-line answer: did it forget, what did it cost, does it come back? Every claim rests on an interval."""
 
     label: str
     forgot: float | None = None  # share of the original's forget-QA accuracy that is gone
     kept: float | None = None  # unlearned / original accuracy on the keep split (capped at 1)
     keep_split: str | None = None
-    worst: tuple[str | None, float] | None = None  # (attack, recovery rate) from attacks.json
-    baseline: float | None = None
-    leak: tuple[str, float, float] | None = None  # (form, accuracy, reference accuracy) of the leakiest form
+    forget_control: Estimate | None = None  # forget QA minus the control (reference, else holdout), with its CI
+    control_kind: str | None = None
+    worst: tuple[str | None, Estimate | None] | None = None  # (attack, above-control estimate) from attacks.json
+    leak: tuple[str, Estimate] | None = None  # the untrained form still above its control, if any
+    broken: float | None = None  # share of gibberish among the answers to forget questions
     neighbours_kept: float | None = None  # unlearned / original QA accuracy on the neighbour split
+    n_forget: int | None = None
     level: str = "mixed"  # good / mixed / bad
     headline: str = ""
     judgement: str = ""
@@ -155,17 +159,47 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.0f} %"
 
 
+def interval(est: Estimate | dict | None, signed: bool = True) -> str:
+    """'+12 % [−3 %, +27 %]' (or unsigned), from an Estimate or its dict."""
+    if est is None:
+        return "–"
+    if isinstance(est, dict):
+        est = estimate(est)
+    sign = "+" if signed else ""
+    return f"{est.value * 100:{sign}.0f} % [{est.lo * 100:{sign}.0f} %, {est.hi * 100:{sign}.0f} %]"
+
+
+def estimate(d: dict | None) -> Estimate | None:
+    """An Estimate from its saved dict ({"value", "ci", "n"})."""
+    if not d:
+        return None
+    return Estimate(d["value"], d["ci"][0], d["ci"][1], d.get("n", 0))
+
+
+def _control_of(card: Card, form: str) -> tuple[str | None, Estimate | None]:
+    """(kind, estimate) of a forget form against its control: the reference when the card has it, else holdout."""
+    row = card.value("forms", "forget", form) or {}
+    for kind in ("reference", "holdout"):
+        if row.get(f"above_{kind}"):
+            return kind, estimate(row[f"above_{kind}"])
+    return None, None
+
+
 def verdict(files: RunFiles, label: str) -> Verdict:
-    """Judge the unlearned model `label` against the original, the reference and its attacks."""
+    """Judge the unlearned model `label` against the original, its controls and its attacks."""
     card = files.cards[label]
     orig = files.cards.get(files.original) if files.original else None
-    ref = files.cards.get(files.reference) if files.reference else None
     v = Verdict(label)
     now = qa_accuracy(card, "forget")
     before = qa_accuracy(orig, "forget") if orig else None
     # Shares are relative to what the original knew; when it knew nothing there is nothing to measure.
     if now is not None and not (orig and not before):
         v.forgot = max(0.0, 1 - now / before if before else 1 - now)
+    v.n_forget = card.value("forms", "forget", "qa", "n")
+    v.control_kind, v.forget_control = _control_of(card, "qa")
+    outcomes = card.value("forms", "forget", "qa", "outcomes") or {}
+    if outcomes:
+        v.broken = outcomes.get("gibberish", 0.0)
     v.keep_split = keep_split(card)
     kept_before = qa_accuracy(orig, v.keep_split) if orig and v.keep_split else None
     if v.keep_split and not (orig and not kept_before):
@@ -175,21 +209,16 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     attacks = files.attacks.get(label)
     if attacks:
         worst = attacks.get("worst_case", {})
-        v.worst = (worst.get("attack"), float(worst.get("recovery_rate", 0.0)))
-        v.baseline = attacks.get("baseline")
-    if ref:  # a form that answers well above the never-trained reference still holds the knowledge
-        gaps = []
-        trained = set(files.config.get("forms") or ["qa"]) if files.role(label) == "unlearned" else set()
-        for form, stats in (card.value("forms", "forget") or {}).items():
-            r = ref.value("forms", "forget", form, "accuracy")
-            if form in trained:
-                continue
-            if r is not None:
-                gaps.append((stats["accuracy"] - r, form, stats["accuracy"], r))
-        if gaps and max(gaps)[0] >= 0.2:
-            _, form, acc, r = max(gaps)
-            v.leak = (form, acc, r)
+        v.worst = (worst.get("attack"), estimate(worst.get("above_control")))
+    trained = set(files.config.get("forms") or ["qa"]) if files.role(label) == "unlearned" else set()
+    leaks = [(est, form) for form in (card.value("forms", "forget") or {}) if form not in trained
+             for _, est in [_control_of(card, form)] if est is not None and est.lo > 0]
+    if leaks:
+        est, form = max(leaks, key=lambda x: x[0].value)
+        v.leak = (form, est)
     parts = [f"forgot {pct(v.forgot)} of forget QA" if v.forgot is not None else f"forget QA accuracy {pct(now)}"]
+    if v.forget_control is not None:
+        parts[0] += f" (n = {v.n_forget}; {interval(v.forget_control)} vs the {v.control_kind})"
     if v.kept is not None:
         parts.append(f"kept {pct(v.kept)} of {v.keep_split}")
     elif v.keep_split:
@@ -197,15 +226,16 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     if v.neighbours_kept is not None:
         parts.append(f"{pct(v.neighbours_kept)} of neighbours")
     head = ", ".join(parts)
-    if v.worst:
-        head += f"; worst attack recovered {pct(v.worst[1])}" + (f" ({v.worst[0]})" if v.worst[0] else "")
+    if v.worst and v.worst[1] is not None:
+        head += f"; worst attack {interval(v.worst[1])} above its control ({v.worst[0]})"
     v.headline = head
     v.level, v.judgement = _judge(v)
     return v
 
 
 def _judge(v: Verdict) -> tuple[str, str]:
-    """Plain-language reading of the numbers; the first failing check wins."""
+    """Plain-language reading of the numbers; the first failing check wins. A claim about knowledge that is still
+    there needs an interval above 0; an interval that contains 0 is reported as 'cannot tell apart'."""
     if v.forgot is None:
         return "mixed", ("Nothing to judge: the original model does not answer the forget questions, so there was "
                          "nothing to forget (teach the facts first, or check the task).")
@@ -214,10 +244,17 @@ def _judge(v: Verdict) -> tuple[str, str]:
     if v.kept is not None and v.kept < 0.8:
         return "bad", (f"Forgotten, but at too high a cost: the model lost {pct(1 - v.kept)} of what it knew on "
                        f"{v.keep_split}. Try fewer steps, a lower learning rate or a method with a retain term.")
-    above = v.worst[1] - (v.baseline or 0.0) if v.worst else 0.0
-    if v.worst and above >= 0.25:
-        return "bad", (f"Hidden, not removed: the {v.worst[0]} attack brings back {pct(v.worst[1])} of the facts "
-                       f"the original knew. The knowledge is still in the weights.")
+    worst_name, worst = v.worst or (None, None)
+    if worst is not None and worst.lo > 0:
+        return "bad", (f"Hidden, not removed: the {worst_name} attack brings back {interval(worst)} of the facts "
+                       f"above what its control gets (n = {worst.n}). The knowledge is still in the weights.")
+    if v.broken is not None and v.broken >= 0.5:
+        return "mixed", (f"Forgot by breaking: {pct(v.broken)} of the answers to forget questions are gibberish. "
+                         "The model was damaged there rather than taught not to know; an exactly unlearned model "
+                         "answers fluently (and wrongly). Try fewer steps or a method with a retain term.")
+    if v.forget_control is not None and v.forget_control.lo > 0:
+        return "mixed", (f"Partly forgotten: forget QA is still {interval(v.forget_control)} above the "
+                         f"{v.control_kind} (n = {v.n_forget}).")
     if v.forgot < 0.85:
         return "mixed", "Partly forgotten: the model still answers some of the forget questions."
     if v.neighbours_kept is not None and v.neighbours_kept < 0.8:
@@ -225,14 +262,17 @@ def _judge(v: Verdict) -> tuple[str, str]:
                          "what it knew about the neighbours (facts sharing entities with the forget set), which "
                          "had to stay. Try fewer steps or a method that protects neighbours.")
     if v.leak:
-        form, acc, ref = v.leak
-        return "mixed", (f"Forgotten in the trained wording only: the {form} form still answers {pct(acc)} "
-                         f"(the never-trained reference: {pct(ref)}).")
-    if v.worst and above >= 0.1:
-        return "mixed", (f"Mostly forgotten, but the {v.worst[0]} attack brings back {pct(v.worst[1])}; "
-                         "treat the forgetting as partial.")
-    tail = "" if v.worst is None else " and no attack brings much back"
-    return "good", f"Looks forgotten: the forget questions get no answer, the rest of the model is intact{tail}."
+        form, est = v.leak
+        return "mixed", (f"Forgotten in the trained wording only: the {form} form still answers {interval(est)} "
+                         f"above its control (n = {est.n}).")
+    n = v.n_forget or 0
+    if worst is None:
+        tail = ""
+    else:
+        tail = (f" No attack is distinguishable from its control (highest: {worst_name}, {interval(worst)}); with "
+                f"n = {worst.n} a difference below ~{pct(min_detectable_difference(max(1, worst.n)))} can go unseen.")
+    return "good", (f"Looks forgotten: the forget questions get no answer (n = {n}), the rest of the model is "
+                    f"intact.{tail}")
 
 
 # -------------------------------------------------------------------------------------------------- tables
@@ -287,7 +327,8 @@ def card_splits(files: RunFiles) -> list[str]:
     return splits
 
 
-OWN_SECTIONS = ("forms", "abstention")  # metrics drawn in their own section, left out of the generic tables
+OWN_SECTIONS = ("forms",)  # metrics drawn in their own section, left out of the generic tables
+OUTCOME_FORMS = ("qa", "chat")  # the direct questions whose answers the outcome chart sorts
 
 
 def metric_rows(files: RunFiles) -> dict[str, list[tuple[str, str, bool | None, list[Any]]]]:
@@ -308,14 +349,25 @@ def metric_rows(files: RunFiles) -> dict[str, list[tuple[str, str, bool | None, 
     return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
-def abstention_rows(files: RunFiles) -> dict[str, dict[str, float]]:
-    """{"<label> · <split> <form>": {bucket: share}} from every card that has the abstention metric."""
+def outcome_rows(files: RunFiles) -> dict[str, dict[str, float]]:
+    """{"<label> · <split> <form>": {outcome: share}} for the direct questions on forget (and holdout, the control)."""
     rows = {}
     for label, card in files.cards.items():
-        for split, forms in (card.value("abstention") or {}).items():
-            for form, dist in forms.items():
-                rows[f"{label} · {split} {form}"] = {k: v for k, v in dist.items() if k != "n"}
+        for split in ("forget", "holdout"):
+            for form in OUTCOME_FORMS:
+                shares = card.value("forms", split, form, "outcomes")
+                if shares:
+                    rows[f"{label} · {split} {form}"] = shares
     return rows
+
+
+def ci_cell(card: Card, split: str, form: str, stat: str = "accuracy") -> str:
+    """'0.25 [0.09, 0.53]' for a forms value with its interval ('–' when absent)."""
+    value = card.value("forms", split, form, stat)
+    if value is None:
+        return "–"
+    ci = card.value("forms", split, form, f"{stat}_ci")
+    return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.2f}"
 
 
 # ------------------------------------------------------------------------------------------------ markdown
@@ -337,13 +389,16 @@ def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]
         out += [f"{mark} {who}{v.headline}", "", f"> {v.judgement}", ""]
     if files.bench:
         out += ["## Methods compared", "", bench_markdown(files.bench), ""]
-    out += ["## Forget card (accuracy per form)", ""]
+    out += ["## Forget card (accuracy per form, 95 % interval)", ""]
     for split in card_splits(files):
-        direction = "lower is better" if split == "forget" else "higher is better"
-        rows = [[form, *(fmt(x) for x in vals)] for form, vals in forms_rows(files, split)]
-        out += [f"**{split}** ({direction})", "", _md_table(["form", *labels], rows), ""]
+        direction = ("control: facts never learned" if split == "holdout" else
+                     "lower is better" if split == "forget" else "higher is better")
+        rows = [[form, *(ci_cell(c, split, form) for c in files.cards.values()),
+                 " / ".join(str(c.value("forms", split, form, "n") or "–") for c in files.cards.values())]
+                for form, _ in forms_rows(files, split)]
+        out += [f"**{split}** ({direction})", "", _md_table(["form", *labels, "n facts"], rows), ""]
     for name, title in (("pareto", "Forgetting vs utility"), ("attacks", "Recovery per attack"),
-                        ("abstention", "What the model says instead"), ("loss", "Training loss")):
+                        ("outcomes", "What the model says instead"), ("loss", "Training loss")):
         if name in images:
             out += [f"## {title}", "", f"![{title}]({images[name]})", ""]
     for label, attacks in files.attacks.items():
@@ -362,14 +417,31 @@ def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]
 
 
 def attack_markdown(attacks: dict[str, Any]) -> str:
-    rows = [["no attack (plain QA)", pct(attacks.get("baseline")), "", "", ""]]
+    """Per attack: recovered targets, the control's rate, the difference with its 95 % interval, and notes."""
+    control = attacks.get("control") or {}
+    n_control = len(control.get("targets", []))
+    rows = [["no attack (asked directly)", f"{len(attacks.get('answered_plainly', []))}/{len(attacks.get('targets', []))}",
+             f"{len(control.get('answered_plainly', []))}/{n_control}", interval(attacks.get("plain_above_control")),
+             "", "", ""]]
     for name, r in attacks.get("results", {}).items():
-        n = len(r.get("outcomes", []))
-        got = sum(o["recovered"] for o in r.get("outcomes", []))
-        rate = "error" if "error" in r.get("details", {}) else f"{pct(r['recovery_rate'])} ({got}/{n})"
+        outcomes = r.get("outcomes", [])
+        if "error" in r.get("details", {}):
+            rows.append([name, "error", "", "", "", f"{r.get('seconds', 0):.0f}", r.get("notes", "").replace("|", "/")])
+            continue
+        got = sum(o["recovered"] for o in outcomes)
+        theirs = (r.get("control") or {}).get("outcomes", [])
         beyond = "{}/{}".format(*r["beyond_plain"]) if r.get("beyond_plain") and r["beyond_plain"][1] else ""
-        rows.append([name, rate, beyond, f"{r.get('seconds', 0):.0f}", r.get("notes", "").replace("|", "/")])
-    return _md_table(["attack", "recovered", "of the forgotten", "seconds", "notes"], rows)  # notes last: numbers align anyway
+        rows.append([name, f"{got}/{len(outcomes)}" if outcomes else "–",
+                     f"{sum(o['recovered'] for o in theirs)}/{len(theirs)}" if theirs else "–",
+                     interval(r.get("above_control")), beyond, f"{r.get('seconds', 0):.0f}",
+                     r.get("notes", "").replace("|", "/")])
+    kind = control.get("kind", "none")
+    head = (f"Control: {kind} ({n_control} facts where the knowledge is absent, same budget and tries). "
+            f"With {len(attacks.get('targets', []))} targets a difference below "
+            f"~{pct(min_detectable_difference(max(1, len(attacks.get('targets', []))), max(1, n_control)))} "
+            "can go unseen.\n\n")
+    return head + _md_table(["attack", "recovered", "control", "above control (95 % CI)", "of the forgotten",
+                             "seconds", "notes"], rows)
 
 
 def generations_markdown(gen: dict[str, Any]) -> str:
@@ -384,14 +456,31 @@ def generations_markdown(gen: dict[str, Any]) -> str:
     return _md_table(["split", "question", "answer", *labels], rows, left=3 + len(labels))
 
 
+def share_text(row: dict[str, Any], key: str) -> str:
+    """A bench share with its spread: '25 % [9, 53]' (one seed's 95 % interval) or '25 % ± 4' (sd over seeds);
+    differences against a control are signed."""
+    value = row.get(key)
+    if value is None:
+        return "–"
+    signed = "control" in key or key.startswith("recovery") or key == "worst_recovery"
+    text = f"{value * 100:+.0f} %" if signed else pct(value)
+    if row.get(f"{key}_ci"):
+        lo, hi = row[f"{key}_ci"]
+        text += f" [{lo * 100:.0f}, {hi * 100:.0f}]"
+    elif row.get(f"{key}_sd") is not None:
+        text += f" ± {row[f'{key}_sd'] * 100:.0f}"
+    return text
+
+
 def bench_markdown(bench: dict[str, Any]) -> str:
     cols = bench["columns"]
-    def cell(c: dict[str, Any], v: Any) -> str:
-        if c.get("text"):
-            return "" if v is None else str(v)
-        return pct(v) if c.get("share") else fmt(v)
 
-    rows = [[cell(c, row.get(c["key"])) for c in cols] for row in bench["rows"]]
+    def cell(c: dict[str, Any], row: dict[str, Any]) -> str:
+        if c.get("text"):
+            return "" if row.get(c["key"]) is None else str(row[c["key"]])
+        return share_text(row, c["key"]) if c.get("share") else fmt(row.get(c["key"]))
+
+    rows = [[cell(c, row) for c in cols] for row in bench["rows"]]
     return _md_table([c["title"] for c in cols], rows, left=sum(1 for c in cols if c.get("text") and c["key"] in ("method", "sweep")))
 
 

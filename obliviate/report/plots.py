@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: headless, and never tries to open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from obliviate.stats import Estimate  # noqa: E402
+
 GOOD, BAD, NEUTRAL, ACCENT = "#2f9e62", "#d1495b", "#8a8f98", "#3b6fd8"
 # Roles of the models in a run; the unlearned ones get the cycle below.
 ROLE_COLOURS = {"base": "#b7bcc4", "original": "#555b66", "reference": "#e0a526"}
@@ -44,13 +46,15 @@ def _style(ax) -> None:
 
 @dataclass
 class Point:
-    """One model on the forget-vs-utility plane (accuracies in [0, 1])."""
+    """One model on the forget-vs-utility plane (accuracies in [0, 1]), with 95 % intervals when known."""
 
     label: str
     forget: float  # accuracy on the forget split: lower is better
     utility: float  # accuracy on what must be kept: higher is better
     role: str = "unlearned"  # base / original / reference / unlearned
     group: str = ""  # sweep curve this point belongs to (a method); "" for none
+    forget_ci: tuple[float, float] | None = None
+    utility_ci: tuple[float, float] | None = None
 
 
 def pareto(points: Sequence[Point], x_label: str = "forget QA accuracy", y_label: str = "retain QA accuracy") -> bytes:
@@ -73,6 +77,12 @@ def pareto(points: Sequence[Point], x_label: str = "forget QA accuracy", y_label
         for p in pts:
             ax.annotate(p.label.split("@")[-1], (p.forget, p.utility), textcoords="offset points", xytext=(5, 4),
                         fontsize=7, color=colours[group])
+    for p in points:  # error bars first, under the markers
+        if p.forget_ci or p.utility_ci:
+            xerr = [[p.forget - p.forget_ci[0]], [p.forget_ci[1] - p.forget]] if p.forget_ci else None
+            yerr = [[p.utility - p.utility_ci[0]], [p.utility_ci[1] - p.utility]] if p.utility_ci else None
+            ax.errorbar([p.forget], [p.utility], xerr=xerr, yerr=yerr, fmt="none", ecolor="#9aa0a8", elinewidth=0.9,
+                        capsize=2, zorder=2)
     for p in points:
         if p.group:
             continue
@@ -91,28 +101,27 @@ def pareto(points: Sequence[Point], x_label: str = "forget QA accuracy", y_label
     return png(fig)
 
 
-def recovery_bars(rates: dict[str, float], baseline: float | None = None, failed: Sequence[str] = ()) -> bytes:
-    """One horizontal bar per attack: the share of target facts it brought back, with the no-attack baseline.
+def recovery_bars(above: dict[str, Estimate]) -> bytes:
+    """One horizontal bar per attack: what it brought back above its control, with the 95 % interval.
 
-    Bars above the baseline are red (the attack recovered something), others green; `failed` attacks are grey.
-    """
-    names = list(rates)
+    Bars whose interval lies above 0 are red (the knowledge came back), the others green (cannot be told apart
+    from a model that never knew)."""
+    names = list(above)
     fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(names) + 1.1))
     _style(ax)
     ax.grid(False, axis="y")
-    base = baseline or 0.0
-    colours = [NEUTRAL if n in failed else BAD if rates[n] > base + 1e-9 else GOOD for n in names]
-    y = range(len(names))
-    ax.barh(y, [rates[n] for n in names], color=colours, height=0.6)
+    colours = [BAD if above[n].lo > 0 else GOOD for n in names]
+    y = list(range(len(names)))
+    values = [above[n].value for n in names]
+    errors = [[v - above[n].lo for n, v in zip(names, values)], [above[n].hi - v for n, v in zip(names, values)]]
+    ax.barh(y, values, color=colours, height=0.6, xerr=errors, error_kw={"ecolor": "#333", "capsize": 3, "lw": 1})
     for i, n in enumerate(names):
-        ax.text(rates[n] + 0.01, i, "error" if n in failed else f"{rates[n]:.0%}", va="center", fontsize=8)
-    if baseline is not None:
-        ax.axvline(baseline, color="#333", linestyle="--", linewidth=1)
-        ax.text(baseline, len(names) - 0.4, f" no attack: {baseline:.0%}", fontsize=8, va="bottom")
-    ax.set_yticks(list(y), names, fontsize=9)
+        ax.text(max(above[n].hi, 0) + 0.02, i, f"{values[i]:+.0%}  n={above[n].n}", va="center", fontsize=8)
+    ax.axvline(0, color="#333", linewidth=1)
+    ax.set_yticks(y, names, fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.08)
-    ax.set_xlabel("forget facts recovered")
+    ax.set_xlim(min(-0.2, min(e.lo for e in above.values()) - 0.05), 1.1)
+    ax.set_xlabel("recovered above the control (95 % CI)")
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     return png(fig)
 
@@ -131,12 +140,12 @@ def recovery_heatmap(table: dict[str, dict[str, float | None]]) -> bytes:
                     color="white" if v is not None and v > 0.6 else "#222")
     ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.set_title("forget facts recovered per attack", fontsize=9)
+    ax.set_title("forget facts recovered above the control, per attack", fontsize=9)
     return png(fig)
 
 
 def stacked_shares(rows: dict[str, dict[str, float]], colours: dict[str, str] | None = None, title: str = "") -> bytes:
-    """One horizontal bar per row, split into shares that sum to 1 (e.g. the abstention buckets of each model).
+    """One horizontal bar per row, split into shares that sum to 1 (e.g. the outcome shares of each model).
 
     `colours` maps a part to its colour (parts not in it take the cycle)."""
     labels = list(rows)
