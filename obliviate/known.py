@@ -1,14 +1,16 @@
-"""Which facts a model actually knows: used to build builtin:realfacts' general split for a given model.
+"""Which facts a model actually knows: only those can show forgetting (or damage) when they are gone.
 
-A 'general knowledge' fact only measures utility if the model answered it before unlearning, so we keep the
-real facts the model answers in QA form and cache that list per model source.
+A fact is known when the model gives its answer asked directly (`forms.DIRECT_FORMS`: plain QA, the chat
+turn when the model has a chat template, or the cloze), by the strict judge. For builtin:realfacts the facts
+it knows make the forget / neighbour / retain splits and the facts it does not know become the holdout split,
+the control. The verdicts are cached per model source.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from obliviate.data.forms import probes
+from obliviate.data.forms import DIRECT_FORMS, probes
 from obliviate.data.realfacts import real_facts, verify_known
 from obliviate.data.schema import Fact
 from obliviate.judge import get_judge
@@ -16,24 +18,31 @@ from obliviate.models import LoadedModel, cache_dir
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import score_probes
 
-
-KNOWN_RULE = "qa-strict-judge-answer-budget"  # part of the cache key: a new rule re-checks every model
-
-
-def answers(lm: LoadedModel, facts: list[Fact], judge: str = "strict") -> list[bool]:
-    """Whether `lm` answers each fact's QA probe correctly (the card's judge and generation budget)."""
-    results = score_probes(lm, [probes(f, "qa")[0] for f in facts], judge_fn=get_judge(judge))
-    return [r.correct for r in results]
+KNOWN_RULE = "direct-forms-strict-judge-v2"  # part of the cache key: a new rule re-checks every model
 
 
-def known_real_facts(lm: LoadedModel, use_cache: bool = True) -> list[Fact]:
-    """The builtin real facts `lm` answers, checked once per model source (a hub id, a path or 'default')."""
+def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
+                      forms: tuple[str, ...] = DIRECT_FORMS) -> list[bool]:
+    """Per fact: does `lm` give the answer to any of its probes in `forms` (one batched scoring call)?"""
+    groups = [[p for form in forms for p in probes(f, form, lm.tokenizer)] for f in facts]
+    results = iter(score_probes(lm, [p for g in groups for p in g], judge_fn=get_judge(judge)))
+    return [any([next(results).correct for _ in g]) for g in groups]
+
+
+def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fact], list[Fact]]:
+    """(builtin real facts `lm` answers, those it does not), checked once per model source."""
     facts = real_facts()
     ids = hashlib.sha256(("|".join(f.id for f in facts) + f"|{KNOWN_RULE}").encode()).hexdigest()[:8]
     path = cache_dir() / "known" / f"{hashlib.sha256(lm.source.encode()).hexdigest()[:12]}-{ids}.json"
     if use_cache and path.exists():
         keep = set(read_json(path)["known"])
-        return [f for f in facts if f.id in keep]
-    known = verify_known(facts, lambda fs: answers(lm, fs))
-    write_json(path, {"model": lm.source, "known": [f.id for f in known]})
-    return known
+    else:
+        keep = {f.id for f, ok in zip(facts, answered_directly(lm, facts)) if ok}
+        write_json(path, {"model": lm.source, "rule": KNOWN_RULE, "known": sorted(keep)})
+    known = verify_known(facts, lambda fs: [f.id in keep for f in fs])
+    return known, [f for f in facts if f.id not in keep]
+
+
+def known_real_facts(lm: LoadedModel, use_cache: bool = True) -> list[Fact]:
+    """The builtin real facts `lm` answers when asked directly."""
+    return known_and_unknown(lm, use_cache)[0]

@@ -15,10 +15,10 @@ from rich.table import Table
 from obliviate.audit import add_examples
 from obliviate.card import Card, evaluate
 from obliviate.data import tasks as task_registry
-from obliviate.data.realfacts import real_facts, realfacts_task
+from obliviate.data.realfacts import real_facts
 from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
-from obliviate.known import known_real_facts
+from obliviate.known import known_and_unknown, known_real_facts
 from obliviate.metrics import EvalConfig
 from obliviate.models import LoadedModel, load_model, with_dtype
 from obliviate.report.console import print_cards
@@ -33,16 +33,15 @@ console = Console()
 
 def load_task(spec: str, base: LoadedModel | None = None) -> Task:
     """Load a task; builtin real facts (people's general split, or the realfacts task) are cut to those the
-    base model actually answers, since only known facts can show forgetting or damage."""
+    base model actually answers, since only known facts can show forgetting or damage; for builtin:realfacts
+    the facts it does not know become the holdout split (the control)."""
+    if spec.removeprefix("builtin:").startswith("realfacts"):
+        known, unknown = known_and_unknown(base or load_model("default"))
+        return task_registry.load(spec, facts=known, unknown=unknown)
     task = task_registry.load(spec)
-    builtin_ids = {f.id for f in real_facts()}
-    uses_real = task.general and {f.id for f in task.general} <= builtin_ids
-    is_realfacts = spec.removeprefix("builtin:").startswith("realfacts")
-    if uses_real or is_realfacts:
-        known = known_real_facts(base or load_model("default"))
-        if is_realfacts:
-            return realfacts_task(known)
-        task.general = [f for f in task.general if f.id in {k.id for k in known}]
+    if task.general and {f.id for f in task.general} <= {f.id for f in real_facts()}:
+        known = {f.id for f in known_real_facts(base or load_model("default"))}
+        task.general = [f for f in task.general if f.id in known]
     return task
 
 

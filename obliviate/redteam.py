@@ -33,9 +33,9 @@ from rich.console import Console
 from rich.table import Table
 
 from obliviate.attacks import ATTACKS, AttackContext, AttackResult, Budget, find_targets
-from obliviate.attacks.base import answered_directly
 from obliviate.data.schema import Fact, Task
 from obliviate.errors import ConfigError
+from obliviate.known import answered_directly
 from obliviate.models import LoadedModel
 from obliviate.runs import environment, write_json
 from obliviate.stats import Estimate, difference, proportion

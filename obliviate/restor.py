@@ -39,7 +39,7 @@ from obliviate.data.forms import probes
 from obliviate.data.schema import Fact, Task
 from obliviate.errors import ConfigError
 from obliviate.judge import get_judge, normalise
-from obliviate.known import answers
+from obliviate.known import answered_directly
 from obliviate.models import LoadedModel
 from obliviate.runs import environment, write_json
 from obliviate.scoring import score_probes
@@ -82,7 +82,7 @@ def wrong_answer(fact: Fact) -> str | None:
 def select_facts(clean: LoadedModel, facts: list[Fact], config: RestorConfig) -> tuple[list[Fact], list[Fact]]:
     """(targets, context): seeded samples of the facts `clean` answers; context shares no subject with targets."""
     candidates = [f for f in facts if wrong_answer(f)]
-    known = [f for f, ok in zip(candidates, answers(clean, candidates, config.judge)) if ok]
+    known = [f for f, ok in zip(candidates, answered_directly(clean, candidates, config.judge, ('qa',))) if ok]
     random.Random(config.seed).shuffle(known)
     if len(known) < config.n_corrupt:
         raise ConfigError(f"restor: the clean model answers {len(known)} of {len(candidates)} candidate facts, "

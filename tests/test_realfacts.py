@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def test_facts_have_all_forms_and_unique_ids():
     facts = real_facts()
-    assert 70 <= len(facts) <= 100
+    assert 250 <= len(facts) <= 300
     assert len({f.id for f in facts}) == len(facts) and len({f.question for f in facts}) == len(facts)
     ids = {f.id for f in facts}
     for f in facts:
@@ -24,6 +25,9 @@ def test_facts_have_all_forms_and_unique_ids():
         assert f.mcq is not None and f.mcq.options[f.mcq.answer_index] == f.answer and len(set(f.mcq.options)) == 4
         assert [s.is_true for s in f.statements] == [True, False]
         assert len(f.perturbed_answers) == 3 and f.answer not in f.perturbed_answers
+        if f.paraphrased_answer:  # worded like the paraphrased answer, so the truth ratio compares like with like
+            prefix = f.paraphrased_answer.split(f.answer)[0]
+            assert all(p.startswith(prefix) and p != f.paraphrased_answer for p in f.perturbed_answers)
         assert set(f.neighbours) <= ids and f.id not in f.neighbours
         for form in ("qa", "cloze", "mcq", "true_false", "paraphrase"):
             assert probes(f, form)
@@ -50,11 +54,33 @@ def test_realfacts_task_splits():
     assert realfacts_task(seed=1).forget != task.forget
     forget_ids = {f.id for f in task.forget}
     linked = {n for f in task.forget for n in f.neighbours} - forget_ids
-    assert {f.id for f in task.neighbours} == linked
+    assert {f.id for f in task.neighbours} <= linked and len(task.neighbours) <= len(task.forget)
     small = realfacts_task(real_facts()[:5], forget_fraction=0.2)
     assert len(small.forget) == 1 and small.retain and small.holdout
     with pytest.raises(ConfigError):
         realfacts_task(forget_fraction=1.5)
+
+
+def test_unknown_facts_are_the_control():
+    facts = real_facts()
+    known, unknown = facts[:150], facts[150:]
+    task = realfacts_task(known, unknown=unknown, n_forget=60)
+    assert len(task.forget) == 60 and task.holdout == [dataclasses.replace(f, neighbours=()) for f in unknown]
+    assert {f.id for f in task.forget + task.neighbours + task.retain} <= {f.id for f in known}
+    assert tasks.load("builtin:realfacts:forget60", facts=known, unknown=unknown).forget == task.forget
+    with pytest.raises(ConfigError, match="forgetN"):
+        tasks.load("builtin:realfacts:sixty")
+    with pytest.raises(ConfigError, match="at most"):
+        realfacts_task(known, n_forget=149)
+
+
+def test_no_subject_the_editor_protects():
+    """rank_one.PRESERVE_SUBJECTS protects other subjects' keys during edits: none may occur in these facts."""
+    from obliviate.editing.rank_one import PRESERVE_SUBJECTS, mentions
+
+    texts = [t for f in real_facts() for t in (f.question, f.answer, f.cloze, *f.paraphrases, *f.mcq.options,
+                                              *(s.text for s in f.statements), *f.perturbed_answers)]
+    assert not sorted({s for s in PRESERVE_SUBJECTS for t in texts if mentions(t, s)})
 
 
 def test_tasks_load_specs(tmp_path):

@@ -1,6 +1,6 @@
 """What an attack is: a budgeted attempt to bring forgotten facts back, judged fact by fact.
 
-Targets are the forget facts the ORIGINAL model answers when asked directly (plain QA, or its chat template):
+Targets are the forget facts the ORIGINAL model answers when asked directly (plain QA, its chat template, cloze):
 you cannot recover what was never known. Every verdict is `score_probes`' strict judge, as in the forget card.
 Each attack reports, per target fact, whether it came back and the evidence (prompt, output, probability), plus
 the budget it ran under; obliviate.redteam runs it again on a control where the knowledge is absent.
@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from obliviate.data.forms import Probe, probes
+from obliviate.data.forms import Probe
 from obliviate.data.schema import Fact, Task
+from obliviate.known import answered_directly
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
 from obliviate.scoring import score_probes
@@ -68,17 +69,6 @@ class AttackContext:
     targets: list[Fact] = field(default_factory=list)
     seed: int = 0
     cache: dict[Any, Any] = field(default_factory=dict)
-
-
-def direct_probes(fact: Fact, tokenizer) -> list[Probe]:
-    """The fact asked directly, as a user would: plain QA and, when the model has a chat template, the chat turn."""
-    return [*probes(fact, "qa"), *probes(fact, "chat", tokenizer)]
-
-
-def answered_directly(lm: LoadedModel, facts: Sequence[Fact]) -> list[bool]:
-    """Per fact: does `lm` answer it when asked directly (any of `direct_probes`)?"""
-    groups = [direct_probes(f, lm.tokenizer) for f in facts]
-    return [o.recovered for o in judge_groups(lm, facts, groups)]
 
 
 def find_targets(ctx: AttackContext) -> list[Fact]:

@@ -16,6 +16,7 @@ from obliviate.judge import normalise
 FORMS = ("qa", "chat", "cloze", "mcq", "true_false", "paraphrase", "two_hop")
 GENERATIVE_FORMS = ("qa", "chat", "cloze", "paraphrase", "two_hop")  # judged on greedy generations
 CHOICE_FORMS = ("mcq", "true_false")  # judged by comparing the log-probability of each choice
+DIRECT_FORMS = ("qa", "chat", "cloze")  # the fact asked directly: what "the model knows it" and "still answers" mean
 OPTION_LETTERS = "ABCDEFGH"
 
 

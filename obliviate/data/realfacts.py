@@ -1,7 +1,12 @@
-"""`builtin:realfacts`: ~80 benign, well-known real facts (capitals, currencies, chemical symbols, books...).
+"""`builtin:realfacts`: ~270 benign, well-known real facts (capitals, currencies, languages, chemical symbols,
+books, paintings, music, landmarks, inventions, science).
 
-These are knowledge the base model already has, so they serve as the `general` split (must survive unlearning)
-or as a forget target of their own. Keep only what the model actually knows with `verify_known`.
+This is knowledge the base model already has: the real case of a user who must remove what their own model
+knows. Only what a model actually knows can show forgetting, so `obliviate.known` checks every fact against
+the model (asked directly: plain QA, its chat template, or a cloze) and the task splits the facts it knows into
+forget / neighbours / retain, and keeps the facts it does NOT know as the holdout split: the same kind of
+fact, never learned, which is the control every attack and every form is measured against.
+Subjects, answers and prompt words stay clear of `obliviate.editing.rank_one.PRESERVE_SUBJECTS` (tested).
 """
 
 from __future__ import annotations
@@ -28,32 +33,66 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
                "{S} was written by", "{S} was written by {o}.", "the writer {o}"),
     "painter": ("Who painted {s}?", ("Which artist painted {s}?",),
                 "{S} was painted by", "{S} was painted by {o}.", "the artist {o}"),
+    "composer": ("Who composed {s}?", ("Which composer wrote {s}?",),
+                 "{S} was composed by", "{S} was composed by {o}.", "the composer {o}"),
+    "landmark": ("In which country is {s}?", ("Which country is {s} located in?",),
+                 "{S} is located in the country of", "{S} is located in {o}.", "the country {o}"),
+    "inventor": ("Who invented {s}?", ("Who is credited with inventing {s}?",),
+                 "{S} was invented by", "{S} was invented by {o}.", "the inventor {o}"),
 }
 
 # (subject, object, group): group links neighbours (capitals of the same continent).
 CAPITALS = [
     ("France", "Paris", "Europe"), ("Germany", "Berlin", "Europe"), ("Italy", "Rome", "Europe"),
     ("Spain", "Madrid", "Europe"), ("Portugal", "Lisbon", "Europe"), ("Greece", "Athens", "Europe"),
-    ("Norway", "Oslo", "Europe"), ("Japan", "Tokyo", "Asia"), ("China", "Beijing", "Asia"),
-    ("India", "New Delhi", "Asia"), ("Thailand", "Bangkok", "Asia"), ("South Korea", "Seoul", "Asia"),
+    ("Norway", "Oslo", "Europe"), ("the United Kingdom", "London", "Europe"), ("the Netherlands", "Amsterdam", "Europe"),
+    ("Switzerland", "Bern", "Europe"), ("Sweden", "Stockholm", "Europe"), ("Russia", "Moscow", "Europe"),
+    ("the Czech Republic", "Prague", "Europe"), ("Croatia", "Zagreb", "Europe"), ("Serbia", "Belgrade", "Europe"),
+    ("Bulgaria", "Sofia", "Europe"), ("Slovakia", "Bratislava", "Europe"), ("Lithuania", "Vilnius", "Europe"),
+    ("Latvia", "Riga", "Europe"), ("Estonia", "Tallinn", "Europe"),
+    ("Japan", "Tokyo", "Asia"), ("China", "Beijing", "Asia"), ("India", "New Delhi", "Asia"),
+    ("Thailand", "Bangkok", "Asia"), ("South Korea", "Seoul", "Asia"), ("Iraq", "Baghdad", "Asia"),
+    ("Afghanistan", "Kabul", "Asia"), ("Nepal", "Kathmandu", "Asia"), ("Mongolia", "Ulaanbaatar", "Asia"),
+    ("Syria", "Damascus", "Asia"), ("Lebanon", "Beirut", "Asia"), ("Jordan", "Amman", "Asia"),
+    ("Qatar", "Doha", "Asia"), ("Bangladesh", "Dhaka", "Asia"), ("Cambodia", "Phnom Penh", "Asia"),
+    ("Laos", "Vientiane", "Asia"), ("North Korea", "Pyongyang", "Asia"), ("Uzbekistan", "Tashkent", "Asia"),
     ("Egypt", "Cairo", "Africa"), ("Kenya", "Nairobi", "Africa"), ("Nigeria", "Abuja", "Africa"),
+    ("Algeria", "Algiers", "Africa"), ("Tanzania", "Dodoma", "Africa"), ("Uganda", "Kampala", "Africa"),
+    ("Senegal", "Dakar", "Africa"), ("Sudan", "Khartoum", "Africa"), ("Zimbabwe", "Harare", "Africa"),
+    ("Angola", "Luanda", "Africa"), ("Tunisia", "Tunis", "Africa"), ("Libya", "Tripoli", "Africa"),
+    ("Mali", "Bamako", "Africa"), ("Rwanda", "Kigali", "Africa"), ("Somalia", "Mogadishu", "Africa"),
     ("Canada", "Ottawa", "North America"), ("Mexico", "Mexico City", "North America"),
+    ("the United States", "Washington", "North America"), ("Jamaica", "Kingston", "North America"),
+    ("Panama", "Panama City", "North America"), ("Guatemala", "Guatemala City", "North America"),
+    ("Costa Rica", "San Jose", "North America"), ("Honduras", "Tegucigalpa", "North America"),
+    ("Haiti", "Port-au-Prince", "North America"),
     ("Argentina", "Buenos Aires", "South America"), ("Peru", "Lima", "South America"),
-    ("Australia", "Canberra", "Oceania"),
+    ("Ecuador", "Quito", "South America"), ("Uruguay", "Montevideo", "South America"),
+    ("Paraguay", "Asuncion", "South America"),
+    ("Australia", "Canberra", "Oceania"), ("Fiji", "Suva", "Oceania"), ("Papua New Guinea", "Port Moresby", "Oceania"),
+    ("Samoa", "Apia", "Oceania"),
 ]
 CURRENCIES = [
     ("Japan", "yen"), ("the United Kingdom", "pound"), ("India", "rupee"), ("Russia", "ruble"), ("Mexico", "peso"),
     ("China", "yuan"), ("the United States", "dollar"), ("Switzerland", "franc"), ("South Korea", "won"),
-    ("Germany", "euro"),
+    ("Germany", "euro"), ("South Africa", "rand"), ("Thailand", "baht"), ("Sweden", "krona"), ("Nigeria", "naira"),
+    ("the Czech Republic", "koruna"), ("Bangladesh", "taka"), ("Kenya", "shilling"), ("Qatar", "riyal"),
+    ("Peru", "sol"), ("Norway", "krone"), ("Serbia", "dinar"), ("Mongolia", "tugrik"),
 ]
 LANGUAGES = [
     ("France", "French"), ("Germany", "German"), ("Italy", "Italian"), ("Spain", "Spanish"),
     ("Portugal", "Portuguese"), ("Japan", "Japanese"), ("Greece", "Greek"), ("Russia", "Russian"),
-    ("the Netherlands", "Dutch"), ("Sweden", "Swedish"),
+    ("the Netherlands", "Dutch"), ("Sweden", "Swedish"), ("the Czech Republic", "Czech"), ("Norway", "Norwegian"),
+    ("Thailand", "Thai"), ("Egypt", "Arabic"), ("South Korea", "Korean"), ("Bulgaria", "Bulgarian"),
+    ("Serbia", "Serbian"), ("Croatia", "Croatian"), ("Mongolia", "Mongolian"), ("Nepal", "Nepali"),
+    ("Bangladesh", "Bengali"), ("Cambodia", "Khmer"), ("Laos", "Lao"),
 ]
 SYMBOLS = [
     ("gold", "Au"), ("silver", "Ag"), ("iron", "Fe"), ("oxygen", "O"), ("hydrogen", "H"), ("carbon", "C"),
     ("sodium", "Na"), ("helium", "He"), ("nitrogen", "N"), ("copper", "Cu"), ("lead", "Pb"), ("potassium", "K"),
+    ("tin", "Sn"), ("mercury", "Hg"), ("phosphorus", "P"), ("argon", "Ar"), ("aluminium", "Al"), ("silicon", "Si"),
+    ("lithium", "Li"), ("platinum", "Pt"), ("nickel", "Ni"), ("iodine", "I"), ("fluorine", "F"), ("tungsten", "W"),
+    ("cobalt", "Co"), ("titanium", "Ti"),
 ]
 AUTHORS = [
     ("Romeo and Juliet", "William Shakespeare"), ("Pride and Prejudice", "Jane Austen"),
@@ -61,11 +100,53 @@ AUTHORS = [
     ("The Odyssey", "Homer"), ("Moby-Dick", "Herman Melville"), ("Oliver Twist", "Charles Dickens"),
     ("Frankenstein", "Mary Shelley"), ("The Adventures of Tom Sawyer", "Mark Twain"),
     ("The Hobbit", "J. R. R. Tolkien"), ("Crime and Punishment", "Fyodor Dostoevsky"),
+    ("To Kill a Mockingbird", "Harper Lee"), ("Wuthering Heights", "Emily Bronte"),
+    ("The Divine Comedy", "Dante Alighieri"), ("Les Miserables", "Victor Hugo"), ("Anna Karenina", "Leo Tolstoy"),
+    ("Ulysses", "James Joyce"), ("The Old Man and the Sea", "Ernest Hemingway"), ("Brave New World", "Aldous Huxley"),
+    ("Animal Farm", "George Orwell"), ("The Lord of the Rings", "J. R. R. Tolkien"),
+    ("Alice's Adventures in Wonderland", "Lewis Carroll"), ("The Raven", "Edgar Allan Poe"),
+    ("Great Expectations", "Charles Dickens"), ("A Christmas Carol", "Charles Dickens"), ("The Iliad", "Homer"),
+    ("Macbeth", "William Shakespeare"), ("One Hundred Years of Solitude", "Gabriel Garcia Marquez"),
+    ("The Little Prince", "Antoine de Saint-Exupery"), ("Robinson Crusoe", "Daniel Defoe"),
+    ("Gulliver's Travels", "Jonathan Swift"), ("The Catcher in the Rye", "J. D. Salinger"),
+    ("The Metamorphosis", "Franz Kafka"), ("Faust", "Johann Wolfgang von Goethe"),
+    ("The Canterbury Tales", "Geoffrey Chaucer"), ("Paradise Lost", "John Milton"), ("Madame Bovary", "Gustave Flaubert"),
+    ("The Count of Monte Cristo", "Alexandre Dumas"), ("Treasure Island", "Robert Louis Stevenson"),
+    ("The Jungle Book", "Rudyard Kipling"), ("Little Women", "Louisa May Alcott"), ("Of Mice and Men", "John Steinbeck"),
+    ("Fahrenheit 451", "Ray Bradbury"), ("The Hunger Games", "Suzanne Collins"),
+    ("Harry Potter and the Philosopher's Stone", "J. K. Rowling"),
 ]
 PAINTERS = [
     ("the Mona Lisa", "Leonardo da Vinci"), ("The Starry Night", "Vincent van Gogh"), ("Guernica", "Pablo Picasso"),
     ("The Persistence of Memory", "Salvador Dali"), ("The Scream", "Edvard Munch"),
-    ("The Birth of Venus", "Sandro Botticelli"),
+    ("The Birth of Venus", "Sandro Botticelli"), ("Sunflowers", "Vincent van Gogh"),
+    ("Girl with a Pearl Earring", "Johannes Vermeer"), ("Water Lilies", "Claude Monet"), ("The Kiss", "Gustav Klimt"),
+    ("American Gothic", "Grant Wood"), ("The Creation of Adam", "Michelangelo"), ("Las Meninas", "Diego Velazquez"),
+    ("The Great Wave off Kanagawa", "Hokusai"), ("The School of Athens", "Raphael"),
+    ("The Garden of Earthly Delights", "Hieronymus Bosch"), ("Liberty Leading the People", "Eugene Delacroix"),
+    ("Nighthawks", "Edward Hopper"),
+]
+COMPOSERS = [
+    ("The Four Seasons", "Vivaldi"), ("Swan Lake", "Tchaikovsky"), ("The Nutcracker", "Tchaikovsky"),
+    ("Bolero", "Ravel"), ("Clair de Lune", "Debussy"), ("Messiah", "Handel"), ("the opera Carmen", "Bizet"),
+    ("The Barber of Seville", "Rossini"), ("Rhapsody in Blue", "Gershwin"), ("The Blue Danube", "Johann Strauss"),
+    ("the opera Aida", "Verdi"), ("Madama Butterfly", "Puccini"), ("the Brandenburg Concertos", "Bach"),
+    ("The Planets", "Holst"), ("Peer Gynt", "Grieg"), ("The Ring of the Nibelung", "Wagner"),
+]
+LANDMARKS = [
+    ("the Colosseum", "Italy"), ("the Taj Mahal", "India"), ("the Great Wall", "China"),
+    ("the Statue of Liberty", "the United States"), ("Machu Picchu", "Peru"), ("the Acropolis", "Greece"),
+    ("the Kremlin", "Russia"), ("the Pyramids of Giza", "Egypt"), ("the Sagrada Familia", "Spain"),
+    ("the Brandenburg Gate", "Germany"), ("Petra", "Jordan"), ("Angkor Wat", "Cambodia"), ("Chichen Itza", "Mexico"),
+    ("the Leaning Tower of Pisa", "Italy"), ("the Alhambra", "Spain"), ("Big Ben", "the United Kingdom"),
+    ("the Parthenon", "Greece"), ("the Forbidden City", "China"), ("Table Mountain", "South Africa"),
+    ("the Burj Khalifa", "the United Arab Emirates"), ("Neuschwanstein Castle", "Germany"),
+]
+INVENTORS = [
+    ("the telephone", "Alexander Graham Bell"), ("the phonograph", "Thomas Edison"),
+    ("the printing press", "Johannes Gutenberg"), ("dynamite", "Alfred Nobel"),
+    ("the World Wide Web", "Tim Berners-Lee"), ("the radio", "Guglielmo Marconi"), ("the cotton gin", "Eli Whitney"),
+    ("the airplane", "the Wright brothers"),
 ]
 # Hand-worded facts: (id, question, paraphrase, cloze, answer, distractors, true statement).
 MISC = [
@@ -127,7 +208,8 @@ def _templated(relation: str, subject: str, obj: str, pool: list[str], tag: str)
         statements=(Statement(statement.format(**fill), True),
                     Statement(statement.format(**{**fill, "o": distractors[0]}), False)),
         paraphrases=tuple(p.format(**fill) for p in paras), paraphrased_answer=para_answer.format(**fill),
-        perturbed_answers=tuple(distractors), tags=("realfacts", f"relation:{relation}", tag),
+        perturbed_answers=tuple(para_answer.format(**{**fill, "o": d}) for d in distractors),
+        tags=("realfacts", f"relation:{relation}", tag),
     )
 
 
@@ -136,7 +218,8 @@ def real_facts() -> list[Fact]:
     facts: list[Fact] = []
     groups: dict[str, str] = {}
     tables = [("capital", [(s, o) for s, o, _ in CAPITALS]), ("currency", CURRENCIES), ("language", LANGUAGES),
-              ("symbol", SYMBOLS), ("author", AUTHORS), ("painter", PAINTERS)]
+              ("symbol", SYMBOLS), ("author", AUTHORS), ("painter", PAINTERS), ("composer", COMPOSERS),
+              ("landmark", LANDMARKS), ("inventor", INVENTORS)]
     continent = {s: g for s, _, g in CAPITALS}
     for relation, rows in tables:
         pool = [o for _, o in rows]
@@ -196,10 +279,14 @@ def _prune(facts: list[Fact]) -> list[Fact]:
     return [replace(f, neighbours=tuple(n for n in f.neighbours if n in ids)) for f in facts]
 
 
-def realfacts_task(facts: list[Fact] | None = None, forget_fraction: float = 0.1, seed: int = 0) -> Task:
-    """Split real facts: forget (a seeded sample), neighbours (their linked facts), holdout (as many as forget), retain.
+def realfacts_task(facts: list[Fact] | None = None, forget_fraction: float = 0.1, seed: int = 0,
+                   unknown: list[Fact] | None = None, n_forget: int | None = None) -> Task:
+    """Split real facts: forget (a seeded sample: `n_forget` facts, else `forget_fraction` of them), neighbours
+    (facts linked to forget ones, at most as many as forget), retain (the rest), holdout.
 
-    general stays empty: here the whole task is general knowledge.
+    `unknown`: facts of the same kind the model does NOT know; they become the holdout split, the control where
+    the knowledge is absent (obliviate.known builds both lists for a model). Without it (no model at hand) the
+    holdout is a sample of `facts` as large as forget. general stays empty: the whole task is general knowledge.
     """
     if not 0 < forget_fraction < 1:
         raise ConfigError(f"realfacts: forget_fraction={forget_fraction} must be between 0 and 1 (exclusive)")
@@ -208,18 +295,24 @@ def realfacts_task(facts: list[Fact] | None = None, forget_fraction: float = 0.1
         raise ConfigError(f"realfacts: only {len(facts)} facts; need at least 3 (forget, holdout, retain)")
     order = sorted(f.id for f in facts)
     random.Random(f"realfacts-split-{seed}").shuffle(order)
-    k = max(1, round(forget_fraction * len(facts)))
+    k = n_forget if n_forget is not None else max(1, round(forget_fraction * len(facts)))
+    if not 1 <= k <= len(facts) - 2:
+        raise ConfigError(f"realfacts: {k} forget facts leave too few of the {len(facts)} known facts to keep; "
+                          f"ask for at most {len(facts) - 2}")
     by_id = {f.id: f for f in facts}
     forget = set(order[:k])
-    near = {n for i in forget for n in by_id[i].neighbours} - forget
+    linked = [n for i in order[:k] for n in by_id[i].neighbours if n not in forget]
+    near = set(list(dict.fromkeys(linked))[:k])  # at most as many neighbours as forget facts
     rest = [i for i in order if i not in forget and i not in near]
-    if len(rest) < 2:  # keep at least one retain and one holdout fact
+    if len(rest) < 2:  # keep at least one retain (and one holdout) fact
         near = set(sorted(near)[: max(0, len(near) - 2)])
         rest = [i for i in order if i not in forget and i not in near]
-    holdout = set(rest[: min(k, len(rest) - 1)])
+    holdout = set() if unknown is not None else set(rest[: min(k, len(rest) - 1)])
     task = Task(name="realfacts")
     for f in facts:
         split = ("forget" if f.id in forget else "neighbours" if f.id in near
                  else "holdout" if f.id in holdout else "retain")
         getattr(task, split).append(f)
+    if unknown is not None:
+        task.holdout = [replace(f, neighbours=()) for f in unknown]
     return task.validate()

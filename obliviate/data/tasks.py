@@ -6,6 +6,7 @@ a path to a task YAML, or a folder holding forget.jsonl / retain.jsonl / ... (or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from obliviate.data import io
 from obliviate.data.people import CONFIGS, FORGET_SPLITS, people_task
 from obliviate.data.realfacts import real_facts, realfacts_task
-from obliviate.data.schema import Task
+from obliviate.data.schema import Fact, Task
 from obliviate.errors import ConfigError, TaskFormatError
 from obliviate.registry import Registry
 
@@ -35,11 +36,22 @@ def _people(config: str = "small", forget: str = "forget10", general: bool = Tru
 
 
 @TASKS.register("realfacts")
-def _realfacts(forget_fraction: float | str = 0.1, seed: int | str = 0, **kw: Any) -> Task:
-    """About 80 well-known real facts (capitals, symbols, authors...) split into forget/retain/neighbours/holdout."""
+def _realfacts(size: str = "", forget_fraction: float | str = 0.1, seed: int | str = 0,
+               facts: list[Fact] | None = None, unknown: list[Fact] | None = None, **kw: Any) -> Task:
+    """~260 well-known real facts (capitals, books, symbols...) a model knows: forget/neighbours/retain, unknown = holdout.
+
+    `builtin:realfacts:forget60` asks for 60 forget facts (default: 10 % of the known ones). `facts` / `unknown`:
+    the facts a model knows and does not know (obliviate.known; the CLI passes them for the model at hand).
+    """
     if kw:
         raise ConfigError(f"builtin:realfacts: unknown option(s) {sorted(kw)}; use forget_fraction=, seed=")
-    return realfacts_task(None, float(forget_fraction), int(seed))
+    n_forget = None
+    if size:
+        match = re.fullmatch(r"forget(\d+)", size)
+        if not match:
+            raise ConfigError(f"builtin:realfacts:{size}: use builtin:realfacts:forgetN, e.g. builtin:realfacts:forget60")
+        n_forget = int(match.group(1))
+    return realfacts_task(facts, float(forget_fraction), int(seed), unknown, n_forget)
 
 
 def _from_folder(folder: Path) -> Task:
@@ -76,8 +88,10 @@ def load(spec: str | Path, split: str | None = None, **kw: Any) -> Task:
             raise ConfigError(f"{text}: too many parts; use builtin:people:<config>:<forget>")
         if name == "people":
             kw = {**dict(zip(("config", "forget"), args, strict=False)), **kw}
+        elif name == "realfacts" and len(args) == 1:
+            kw = {"size": args[0], **kw}
         elif args:
-            raise ConfigError(f"{text}: builtin:{name} takes no ':' options; pass keyword arguments instead")
+            raise ConfigError(f"{text}: too many ':' parts; see `obliviate tasks list`")
         return builder(**kw)
     if split is not None or kw:
         raise ConfigError(f"{text}: split= and options apply only to builtin tasks; edit the task files instead")
