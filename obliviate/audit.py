@@ -26,11 +26,10 @@ from typing import Any
 from rich.console import Console
 
 from obliviate.attacks import AttackResult, Budget, Outcome
-from obliviate.data.forms import probes
-from obliviate.data.schema import Fact, Task
+from obliviate.data.schema import Task
+from obliviate.examples import add_examples
 from obliviate.models import LoadedModel
 from obliviate.runs import environment, new_run_dir, read_json, same_inputs_or_fail, write_json
-from obliviate.scoring import score_probes
 
 ModelSpec = str | LoadedModel
 TaskSpec = str | Task
@@ -56,42 +55,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-# ------------------------------------------------------------------------------------------- example answers
-
-def example_facts(task: Task, original: LoadedModel | None, n_forget: int = 4, n_retain: int = 2) -> list[tuple[str, Fact]]:
-    """A few forget facts (those the original answers first: they show forgetting) and a few retain facts."""
-    forget = list(task.forget[:30])
-    if original is not None and forget:
-        known = [r.correct for r in score_probes(original, [probes(f, "qa")[0] for f in forget])]
-        forget = [f for f, k in zip(forget, known) if k] + [f for f, k in zip(forget, known) if not k]
-    keep = task.retain or task.neighbours or task.general
-    split = "retain" if task.retain else "neighbours" if task.neighbours else "general"
-    return [("forget", f) for f in forget[:n_forget]] + [(split, f) for f in keep[:n_retain]]
-
-
-def add_examples(path: str | Path, label: str, lm: LoadedModel, task: Task, original: LoadedModel | None = None,
-                 n_forget: int = 4) -> dict[str, Any]:
-    """Add `lm`'s greedy QA answers, under `label`, to generations.json (created with its fact list if absent).
-
-    Every model in one file answers the same facts, so the report can put them side by side.
-    """
-    path = Path(path)
-    if path.exists():
-        data = read_json(path)
-        by_id = task.facts_by_id()
-        chosen = [(f["split"], by_id[f["fact_id"]]) for f in data["facts"]]
-    else:
-        chosen = example_facts(task, original, n_forget, max(1, n_forget // 2))
-        data = {"form": "qa", "outputs": {}, "facts": [
-            {"fact_id": f.id, "split": s, "question": f.question, "prompt": probes(f, "qa")[0].prompt,
-             "answer": f.answer} for s, f in chosen]}
-    results = score_probes(lm, [probes(f, "qa")[0] for _, f in chosen], max_new_tokens=16)
-    data["outputs"][label] = [{"output": r.output, "correct": r.correct, "probability": r.probability}
-                              for r in results]
-    write_json(path, data)
-    return data
 
 
 # ------------------------------------------------------------------------------------------------- stages

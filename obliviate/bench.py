@@ -23,10 +23,11 @@ from typing import Any
 from rich.console import Console
 
 from obliviate.attacks import Budget
-from obliviate.audit import ModelSpec, TaskSpec, _spec, add_examples, seed_everything
+from obliviate.audit import ModelSpec, TaskSpec, _spec, seed_everything
 from obliviate.card import Card
 from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
+from obliviate.examples import add_examples
 from obliviate.models import LoadedModel
 from obliviate.report.markdown import bench_markdown, keep_split, qa_accuracy
 from obliviate.runs import environment, new_run_dir, read_json, same_inputs_or_fail, write_json

@@ -12,12 +12,12 @@ from accelerate import PartialState
 from rich.console import Console
 from rich.table import Table
 
-from obliviate.audit import add_examples
 from obliviate.card import Card, evaluate
 from obliviate.data import tasks as task_registry
 from obliviate.data.realfacts import real_facts
 from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
+from obliviate.examples import add_examples
 from obliviate.known import known_and_unknown, known_real_facts
 from obliviate.metrics import EvalConfig
 from obliviate.models import LoadedModel, load_model, with_dtype

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image, ImageStat
 
 from obliviate.attacks import Budget
-from obliviate.audit import add_examples
 from obliviate.card import Card, evaluate
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError
+from obliviate.examples import add_examples
 from obliviate.metrics import EvalConfig
 from obliviate.models import tiny_model
 from obliviate.redteam import attack
