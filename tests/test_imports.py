@@ -7,7 +7,8 @@ import sys
 import pytest
 
 ENTRY_MODULES = ["obliviate.editing.metrics", "obliviate.metrics", "obliviate.methods", "obliviate.attacks",
-                 "obliviate.train", "obliviate.cli"]
+                 "obliviate.train", "obliviate.cli", "obliviate.audit", "obliviate.pipeline", "obliviate.redteam",
+                 "obliviate.bench", "obliviate.known"]
 
 
 @pytest.mark.parametrize("module", ENTRY_MODULES)
