@@ -1,16 +1,20 @@
 """The judge: does a generated answer give the right answer? Every accuracy and every recovery goes through it.
 
 `judge` (strict, the default) counts an answer only when it is the answer the output gives:
-  1. the right answer occurs as whole words (after SQuAD-style normalisation);
-  2. no other candidate (the fact's other options) is named before it, or beside it in the same clause;
-  3. it is not one of a list of alternatives ("Velmora, Quistal or Dornhaven", "Velmora or Quistal");
+  1. the right answer occurs as whole words (case-, accent- and punctuation-insensitive), not only inside the
+     question's own subject (answer "Czech", output "... the Czech Republic ...");
+  2. the output does not open with a different bare answer ("Quistal Wexvane Labs. ... Tallowmere"), and no
+     other candidate (the fact's other options) is named before it;
+  3. it is not one of a list of alternatives ("Velmora, Quistal or Dornhaven", "Velmora or Quistal", "Velmora and
+     Quistal", "Tessaly Prize. Orvane Medal. ..." where another candidate stands alone);
   4. it is not negated ("not Velmora", "Velmora is not ...");
   5. it does not come after a refusal ("I don't know, maybe Velmora").
-`contains` is the lenient whole-word containment judge ("Not Velmora" counts), kept for comparison.
-`classify` puts every answer in exactly one outcome: right, refusal, gibberish, empty or wrong.
+Spelling variants are not recognised ("Belgrad" for Belgrade counts as wrong). `contains` is the lenient
+whole-word containment judge ("Not Velmora" counts), kept for comparison. `classify` puts every answer in
+exactly one outcome: right, refusal, gibberish, empty or wrong.
 
-The strict judge was checked against hand labels of real SmolLM2 outputs (tests/fixtures/judge_labels.jsonl);
-docs/metrics.md lists where the two judges disagree.
+The strict judge is checked against hand labels of real SmolLM2 outputs (tests/fixtures/judge_labels.jsonl,
+tests/test_judge.py); docs/metrics.md lists where it and the lenient judge disagree with the labels.
 
 >>> judge("Velmora", "Velmora"), judge("Velmora, Quistal or Dornhaven", "Velmora"), judge("Not Velmora", "Velmora")
 (True, False, False)
@@ -21,6 +25,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from obliviate.text import is_empty, is_gibberish, is_refusal
@@ -30,31 +35,39 @@ OUTCOMES = ("right", "wrong", "refusal", "gibberish", "empty")
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CLAUSE_END = re.compile(r"[.;!?\n]")
+# A sentence ends at . ! ? (not after a one-letter initial such as "J.") followed by a space or the end, or at a newline.
+_SENTENCE_END = re.compile(r"(?<![^A-Za-z][A-Za-z])(?<!^[A-Za-z])[.!?](?=\s|$)|\n")
 _NEGATION_BEFORE = re.compile(r"\b(not|no|never|nor|neither|isn't|wasn't|aren't|weren't|doesn't|didn't|don't|"
                               r"cannot|can't|non)\W+(\w+\W+){0,2}$")
 _NEGATION_AFTER = re.compile(r"^\s*((is|was|are|were)\s+(not|never)|isn't|wasn't|aren't|weren't)\b")
 _ALTERNATIVE = re.compile(r"\bor\b|/")
+_OPENERS = {"yes", "no", "sure", "certainly", "okay", "ok", "well", "hello", "hi", "answer", "the answer"}
+
+
+def fold(text: str) -> str:
+    """`text` without accents ("José" -> "Jose"), so spellings with and without diacritics match."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def normalise(text: str) -> str:
-    """Lower-case, strip punctuation, articles and extra whitespace (SQuAD-style)."""
-    text = _ARTICLES.sub(" ", _PUNCT.sub(" ", text.lower()))
+    """Lower-case, strip accents, punctuation, articles and extra whitespace (SQuAD-style)."""
+    text = _ARTICLES.sub(" ", _PUNCT.sub(" ", fold(text).lower()))
     return " ".join(text.split())
 
 
-def contains(output: str, answer: str, others: Sequence[str] = ()) -> bool:
-    """Lenient judge: normalised exact match or whole-word containment (`others` is ignored)."""
+def contains(output: str, answer: str, others: Sequence[str] = (), subject: str = "") -> bool:
+    """Lenient judge: normalised exact match or whole-word containment (`others`, `subject` are ignored)."""
     out, ans = normalise(output), normalise(answer)
     return bool(ans) and (out == ans or f" {ans} " in f" {out} ")
 
 
-def _find(text: str, phrase: str) -> re.Match | None:
-    """First whole-word, case-insensitive occurrence of `phrase` in raw `text` (punctuation-tolerant)."""
+def _find(text: str, phrase: str, start: int = 0) -> re.Match | None:
+    """First whole-word, case-insensitive occurrence of `phrase` in folded `text` from `start`."""
     words = normalise(phrase).split()
     if not words:
         return None
     pattern = r"(?<![A-Za-z0-9])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![A-Za-z0-9])"
-    return re.search(pattern, text, flags=re.IGNORECASE)
+    return re.compile(pattern, flags=re.IGNORECASE).search(text, start)
 
 
 def _clause(text: str, start: int, end: int) -> tuple[str, str]:
@@ -74,23 +87,71 @@ def _is_list_item(before: str, after: str) -> bool:
     return len(others) >= 2 and len(names) == len(others)
 
 
-def judge(output: str, answer: str, others: Sequence[str] = ()) -> bool:
-    """Strict judge: `output` gives `answer` (see the module docstring); `others` are the other candidates."""
-    if normalise(output) == normalise(answer) and normalise(answer):
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) spans of the sentences of `text`."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip(" .!?\n")]
+
+
+def _bare_answer(fragment: str) -> bool:
+    """True for a short sentence that is itself an answer: 1-4 words, each capitalised or a number
+    ("Quistal Wexvane Labs.", "1448."), but not an opener such as "Certainly!"."""
+    words = fragment.strip(" .!?:\n").split()
+    return (1 <= len(words) <= 4 and all(w[0].isupper() or w[0].isdigit() for w in words)
+            and normalise(" ".join(words)) not in _OPENERS)
+
+
+def _answer_match(output: str, answer: str, subject: str) -> re.Match | None:
+    """The first occurrence of `answer` that is not just part of the question's subject."""
+    masked = [(m.start(), m.end()) for m in _iter(output, subject)] if subject and \
+        normalise(answer) in normalise(subject) and normalise(answer) != normalise(subject) else []
+    pos = 0
+    while (found := _find(output, answer, pos)) is not None:
+        if not any(a <= found.start() and found.end() <= b for a, b in masked):
+            return found
+        pos = found.end()
+    return None
+
+
+def _iter(text: str, phrase: str):
+    pos = 0
+    while (m := _find(text, phrase, pos)) is not None:
+        yield m
+        pos = m.end()
+
+
+def judge(output: str, answer: str, others: Sequence[str] = (), subject: str = "") -> bool:
+    """Strict judge: `output` gives `answer` (see the module docstring); `others` are the other candidates and
+    `subject` the question's subject (an answer that only occurs inside it does not count)."""
+    output, ans = fold(output), normalise(answer)
+    if not ans:
+        return False
+    if normalise(output) == ans:
         return True
-    found = _find(output, answer)
+    found = _answer_match(output, answer, subject)
     if found is None:
         return False
+    sentences = _sentences(output)
+    first = output[sentences[0][0]:sentences[0][1]] if sentences else ""
+    if found.start() >= sentences[0][1] and _bare_answer(first):
+        return False  # it opened with another answer
     head, tail = output[: found.start()], output[found.end():]
     if is_refusal(head) or _NEGATION_BEFORE.search(head.lower()) or _NEGATION_AFTER.search(tail.lower()):
         return False
     before, after = _clause(output, found.start(), found.end())
     if _is_list_item(before, after):
         return False
-    ans = normalise(answer)
+    bare = {normalise(output[a:b]) for a, b in sentences}
     for other in others:
-        if not normalise(other) or normalise(other) == ans or ans in normalise(other).split():
+        rival_norm = normalise(other)
+        if not rival_norm or rival_norm == ans or ans in rival_norm.split():
             continue
+        if rival_norm in bare:
+            return False  # another candidate stands alone as an answer: a list of alternatives
         rival = _find(output, other)
         if rival is None:
             continue
@@ -115,11 +176,12 @@ def get_judge(name: str) -> Judge:
     return JUDGES[name]
 
 
-def classify(output: str, answer: str, others: Sequence[str] = (), judge_fn: Judge = judge) -> str:
+def classify(output: str, answer: str, others: Sequence[str] = (), judge_fn: Judge = judge,
+             subject: str = "") -> str:
     """Exactly one outcome per answer, checked in order: empty, right, refusal, gibberish, wrong."""
     if is_empty(output):
         return "empty"
-    if judge_fn(output, answer, others):
+    if judge_fn(output, answer, others, subject):
         return "right"
     if is_refusal(output):
         return "refusal"

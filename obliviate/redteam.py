@@ -12,8 +12,9 @@ and then again, with the same budget, seed and number of tries, on a CONTROL whe
 An attack that takes the best of several tries, or picks a setting with the judge, also "recovers" facts by
 luck; the control pays for the same tries, so what is left is `above_control`: the attack's rate minus the
 control's, with a 95 % interval (Newcombe). Only an interval above 0 says the knowledge is still there.
-`baseline` is plain QA on the targets (its own control: `control_baseline`), and `beyond_plain(attack)`
-counts what the attack brought back of the targets plain QA no longer answers.
+`baseline` is the share of targets the model still answers asked directly (its control's share is in `control`),
+`above_plain(attack)` is the attack's rate minus that on the same targets (paired: what the attack adds), and
+`beyond_plain(attack)` counts what the attack brought back of the targets no longer answered directly.
 
 >>> from obliviate.models import tiny_model
 >>> from obliviate.data.people import people_task
@@ -81,6 +82,14 @@ class RedTeamReport:
         theirs = {o.fact_id: o.recovered for o in self.controls[name].outcomes}
         return self._compare(mine, theirs)
 
+    def above_plain(self, name: str) -> Estimate | None:
+        """The attack's rate minus asking directly, on the same targets (paired): what the attack adds."""
+        outcomes = self.results[name].outcomes
+        if not outcomes:
+            return None
+        plain = set(self.answered_plainly)
+        return difference([o.recovered for o in outcomes], [o.fact_id in plain for o in outcomes], paired=True)
+
     def plain_above_control(self) -> Estimate | None:
         """Plain QA on the targets minus plain QA on the control: knowledge left with no attack at all."""
         if not self.targets or not self.control.get("targets"):
@@ -108,6 +117,7 @@ class RedTeamReport:
             row = {**r.to_dict(), "beyond_plain": self.beyond_plain(name)}
             if r.outcomes:
                 row["rate"] = proportion(sum(o.recovered for o in r.outcomes), len(r.outcomes)).to_dict()
+                row["above_plain"] = self.above_plain(name).to_dict()
             if name in self.controls:
                 c = self.controls[name]
                 row["control"] = {**c.to_dict(), "rate": proportion(sum(o.recovered for o in c.outcomes),

@@ -397,7 +397,7 @@ def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int |
         for p, values, generated in zip(gen, scored, outputs):
             hit = shortcut and _greedy_match(values)
             o = p.answer.strip() if hit else generated
-            outcome = "right" if hit else classify(o, p.answer, p.others, judge_fn)
+            outcome = "right" if hit else classify(o, p.answer, p.others, judge_fn, p.subject)
             results[id(p)] = ProbeResult(p, outcome == "right", float(values[:, 0].mean().exp()),
                                          rouge_l_recall(o, p.answer), o, outcome)
     if cho:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+import string
+import unicodedata
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -44,27 +46,55 @@ def is_empty(text: str) -> bool:
     return not text.strip()
 
 
-def is_gibberish(text: str) -> bool:
-    """True for output that is not language: mostly non-letters, one word looped, or no real words.
+# Stray one-letter words: not "a" or "I", not an initial ("J."), not a quoted letter ('the letter "T"').
+_SINGLE_LETTERS = re.compile(r"(?<![\w'\"])[b-hj-zB-HJ-Z](?![\w'\".])")
 
-    Rules (any one suffices): non-space characters but no letters; under half of the non-space characters are
-    letters; a word makes up over half of >= 4 words; or no word of 2+ letters contains a vowel ("xkcd zzq").
-    An empty answer is not gibberish (see `is_empty`): a model that ends its turn at once has declined, not broken.
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "UNKNOWN").split()[0]
+
+
+def garbled_word(word: str) -> bool:
+    """True for a token no language writes: letters from two scripts ("earcוmow"), a replacement character,
+    a lower-to-upper case switch inside it ("FvcroDacia"), a letter tripled ("VvvT"), letters glued to digits
+    ("Jorv89") or an inner dot or underscore between letters ("dorvcroft.rs", "Quenchy_In")."""
+    core = word.strip(string.punctuation + "«»“”‘’")
+    if not core:
+        return False
+    scripts = {_script(c) for c in core if c.isalpha()}
+    case_switch = any(a.islower() and b.isupper() for a, b in zip(core, core[1:]))
+    return ("\ufffd" in core or len(scripts) > 1 or case_switch
+            or bool(re.search(r"([A-Za-z])\1\1", core)) or bool(re.search(r"[A-Za-z]{2}\d|\d[A-Za-z]{2}", core))
+            or bool(re.search(r"[A-Za-z][._][A-Za-z]{2}", core)))
+
+
+def is_gibberish(text: str) -> bool:
+    """True for output that is not language: mostly symbols, one word looped, no real words, or garbled tokens.
+
+    Rules (any one suffices): no letter or digit at all; under half of the non-space characters are letters or
+    digits; a word makes up over half of >= 4 words; no word of 2+ letters contains a vowel ("xkcd zzq"); three
+    or more stray one-letter words ("F Fennox Or in F"); or at least one word in ten is garbled (`garbled_word`).
+    A number is an answer, not gibberish ("1448."), and an empty answer is not gibberish (see `is_empty`): a
+    model that ends its turn at once has declined, not broken.
     """
     stripped = text.strip()
     if not stripped:
         return False
     chars = [c for c in stripped if not c.isspace()]
-    letters = [c for c in chars if c.isalpha()]
-    if not letters:
-        return True
-    if len(letters) < 0.5 * len(chars):
+    alnum = [c for c in chars if c.isalnum()]
+    if not alnum or len(alnum) < 0.5 * len(chars):
         return True
     tokens = words(stripped)
     if len(tokens) >= 4 and max(tokens.count(w) for w in set(tokens)) > 0.5 * len(tokens):
         return True
     long_words = [w for w in tokens if len(w) >= 2 and w.isalpha()]
-    return bool(long_words) and not any(re.search(r"[aeiouy]", w) for w in long_words)
+    if long_words and not any(re.search(r"[aeiouy]", w) for w in long_words):
+        return True
+    if len(_SINGLE_LETTERS.findall(stripped)) >= 2:
+        return True
+    raw = stripped.split()
+    garbled = sum(garbled_word(w) for w in raw)
+    return garbled >= 1 and garbled >= 0.1 * len(raw)
 
 
 def finite(value: float) -> float | None:

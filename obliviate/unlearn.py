@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from obliviate.data.forms import GENERATIVE_FORMS, probes
+from obliviate.data.forms import GENERATIVE_FORMS, has_chat_template, probes
 from obliviate.data.schema import Document, Fact, Task
 from obliviate.errors import ConfigError
 from obliviate.methods import METHODS, Method
@@ -23,15 +23,18 @@ from obliviate.train import Examples, TrainConfig, run_training
 
 
 def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
-                  documents: list[Document] = ()) -> Examples:
-    """Prompt/target pairs of the generative forms of `facts`, plus whole documents (empty prompt)."""
+                  documents: list[Document] = (), tokenizer=None) -> Examples:
+    """Prompt/target pairs of the generative forms of `facts`, plus whole documents (empty prompt). The chat
+    form (the question as a user turn through the model's chat template) needs the `tokenizer`."""
     bad = [f for f in forms if f not in GENERATIVE_FORMS]
     if bad:
         raise ConfigError(f"training forms must be generative ({', '.join(GENERATIVE_FORMS)}); got {bad}")
+    if "chat" in forms and (tokenizer is None or not has_chat_template(tokenizer)):
+        raise ConfigError("training form 'chat' needs a model whose tokenizer has a chat template")
     prompts, targets = [], []
     for fact in facts:
         for form in forms:
-            for p in probes(fact, form):
+            for p in probes(fact, form, tokenizer):
                 prompts.append(p.prompt)
                 targets.append(p.answer)
     for doc in documents:
@@ -40,12 +43,13 @@ def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
     return Examples(prompts, targets)
 
 
-def keep_examples(task: Task, split: str) -> Examples:
-    """QA pairs of the facts a method keeps: "retain", "neighbours" (retain when the task has none), or both."""
+def keep_examples(task: Task, split: str, forms: tuple[str, ...] = ("qa",), tokenizer=None) -> Examples:
+    """Pairs of the facts a method keeps ("retain", "neighbours" (retain when the task has none), or both) in
+    the forget stream's forms: a retain term in plain QA does not protect what the model says in chat."""
     facts = {"retain": task.retain, "neighbours": task.neighbours or task.retain,
              "neighbours+retain": task.neighbours + task.retain}[split]
     only_neighbours = split == "neighbours" and bool(task.neighbours)  # retain documents come with retain facts
-    return fact_examples(facts, ("qa",), [] if only_neighbours else task.retain_documents)
+    return fact_examples(facts, forms, [] if only_neighbours else task.retain_documents, tokenizer)
 
 
 @dataclass
@@ -98,18 +102,22 @@ def unlearn(
               "forms": list(forms), "keep_split": m.keep_split if m.needs_retain else None,
               "environment": environment()}
     if m.training_free:
-        edited = m.apply(lm, task)
-        config["train"] = None
+        edited = m.apply(lm, task, train)
+        config["train"] = asdict(train) if train else None
+        config["method_notes"] = m.notes()
         return UnlearnRun(edited, name, 0, time.perf_counter() - started, config)
     train_config = train or TrainConfig(steps=m.default_steps, lr=m.default_lr)
-    forget = fact_examples(task.forget, forms, task.forget_documents)
-    retain = keep_examples(task, m.keep_split) if m.needs_retain else None
+    forget = fact_examples(task.forget, forms, task.forget_documents, lm.tokenizer)
+    retain = keep_examples(task, m.keep_split, forms, lm.tokenizer) if m.needs_retain else None
     if m.needs_retain and not retain:
         raise ConfigError(f"method {name!r} needs retain data, but task {task.name!r} has an empty retain split")
     config["train"] = asdict(train_config)
+    identity = {k: config[k] for k in ("method", "method_config", "task", "model", "forms", "keep_split")}
     result = run_training(
-        lm, m.loss, forget, retain, train_config,
+        lm, m, forget, retain, train_config,
         needs_reference_logprobs=m.needs_reference_logprobs, needs_reference_model=m.needs_reference_model,
-        out_dir=out_dir, resume=resume, description=f"unlearn[{name}]",
+        out_dir=out_dir, resume=resume, identity=identity, description=f"unlearn[{name}]",
     )
+    config["precision"] = result.precision
+    config["method_notes"] = m.notes()
     return UnlearnRun(result.lm, name, result.steps_done, time.perf_counter() - started, config, result.history)

@@ -1,9 +1,12 @@
 """The strict judge, the lenient one, and the outcome of every answer."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from obliviate.errors import ConfigError
-from obliviate.judge import classify, contains, get_judge, judge, rouge_l_recall
+from obliviate.judge import OUTCOMES, classify, contains, get_judge, judge, rouge_l_recall
 
 CITIES = ("Quistal", "Dornhaven", "Ashkelt")
 
@@ -47,7 +50,10 @@ def test_strict_and_lenient_judges(output, answer, others, strict, lenient):
 @pytest.mark.parametrize(
     ("output", "outcome"),
     [("Velmora", "right"), ("Quistal", "wrong"), ("I'm not sure.", "refusal"), ("", "empty"), ("   ", "empty"),
-     ("earcovmowcadloomvadyvarda Fenoxockedhord.rs.dorv", "wrong"), ("?? -- ..", "gibberish"),
+     # the issue's examples of NPO breaking the model, which the old card counted as forgetting
+     ("Fenoxockedhord.rs.dorvcroft.", "gibberish"), ("earcוmowcadloomvadyvarda", "gibberish"),
+     ("F Fennox VvvTvvv was aimei w", "gibberish"), ("Kartan Jorv89 years old", "gibberish"),
+     ("1448.", "wrong"), ("Drogvianopia Wexvane.", "wrong"), ("?? -- ..", "gibberish"),
      ("zzxq kkr vvt", "gibberish"), ("Velmora Velmora Velmora Velmora", "right")],
 )
 def test_every_answer_gets_one_outcome(output, outcome):
@@ -64,3 +70,29 @@ def test_rouge_l_recall():
     assert rouge_l_recall("born in the city of Velmora", "Velmora") == 1.0
     assert rouge_l_recall("nothing here", "Orvane Medal") == 0.0
     assert rouge_l_recall("Orvane something", "Orvane Medal") == 0.5
+
+
+LABELS = Path(__file__).parent / "fixtures" / "judge_labels.jsonl"
+
+
+def _labelled() -> list[dict]:
+    """Real SmolLM2 answers (benchmarks/judge_outputs.py: base, taught, reference, NPO, GA, IdkPO, attacked), each
+    labelled by hand right / wrong / refusal / gibberish / empty without looking at the judges' verdicts."""
+    return [json.loads(line) for line in LABELS.read_text().splitlines()]
+
+
+def test_the_labelled_set_is_large_and_varied():
+    rows = _labelled()
+    assert len(rows) >= 300
+    assert {r["label"] for r in rows} == set(OUTCOMES)
+    assert len({r["source"] for r in rows}) >= 8 and len({r["form"] for r in rows}) >= 5
+
+
+def test_strict_judge_agrees_with_the_hand_labels():
+    rows = _labelled()
+    strict = sum(judge(r["output"], r["answer"], r["others"], r["subject"]) == (r["label"] == "right") for r in rows)
+    lenient = sum(contains(r["output"], r["answer"]) == (r["label"] == "right") for r in rows)
+    assert strict / len(rows) >= 0.95, f"strict judge agrees on {strict}/{len(rows)}"
+    assert strict > lenient  # the containment judge credits lists, negations and other answers named first
+    outcomes = sum(classify(r["output"], r["answer"], r["others"], subject=r["subject"]) == r["label"] for r in rows)
+    assert outcomes / len(rows) >= 0.9, f"outcomes agree on {outcomes}/{len(rows)}"

@@ -25,7 +25,8 @@ class Probe:
     """One question to the model.
 
     Generative probes: `prompt` + `answer` (the target continuation, with its leading space); `others` are the
-    fact's other candidate answers, which the strict judge does not let an output name before or beside it.
+    fact's other candidate answers, which the strict judge does not let an output name before or beside it, and
+    `subject` is what the question is about (an answer that only occurs inside it does not count).
     Choice probes: `prompt` + each of `choices`; `correct` indexes the right one.
     """
 
@@ -36,6 +37,7 @@ class Probe:
     choices: tuple[str, ...] = ()
     correct: int = -1
     others: tuple[str, ...] = ()
+    subject: str = ""
 
 
 def qa_prompt(question: str) -> str:
@@ -68,21 +70,22 @@ def rivals(fact: Fact) -> tuple[str, ...]:
 def probes(fact: Fact, form: str, tokenizer=None) -> list[Probe]:
     """All probes of `fact` in `form` (an empty list when the fact lacks that form, or for `chat` when the
     tokenizer has no chat template). `tokenizer` is needed by the chat form only."""
-    others = rivals(fact)
+    judged = {"others": rivals(fact), "subject": fact.subject}
     if form == "qa":
-        return [Probe(fact.id, form, qa_prompt(fact.question), target(fact.answer), others=others)]
+        return [Probe(fact.id, form, qa_prompt(fact.question), target(fact.answer), **judged)]
     if form == "chat":
         if tokenizer is None:
             raise ValueError("the chat form needs the model's tokenizer: probes(fact, 'chat', tokenizer)")
         if not has_chat_template(tokenizer):
             return []
-        return [Probe(fact.id, form, chat_prompt(tokenizer, fact.question), fact.answer.strip(), others=others)]
+        return [Probe(fact.id, form, chat_prompt(tokenizer, fact.question), fact.answer.strip(), **judged)]
     if form == "paraphrase":
-        return [Probe(fact.id, form, qa_prompt(q), target(fact.answer), others=others) for q in fact.paraphrases]
+        return [Probe(fact.id, form, qa_prompt(q), target(fact.answer), **judged) for q in fact.paraphrases]
     if form == "cloze":
-        return [Probe(fact.id, form, fact.cloze.rstrip(), target(fact.answer), others=others)] if fact.cloze else []
+        return [Probe(fact.id, form, fact.cloze.rstrip(), target(fact.answer), **judged)] if fact.cloze else []
     if form == "two_hop":
-        return [Probe(fact.id, form, qa_prompt(t.question), target(t.answer)) for t in fact.two_hop]
+        return [Probe(fact.id, form, qa_prompt(t.question), target(t.answer), subject=fact.subject)
+                for t in fact.two_hop]
     if form == "mcq":
         if fact.mcq is None:
             return []
