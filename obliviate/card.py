@@ -17,6 +17,7 @@ from typing import Any
 from obliviate.data.schema import Task
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
 from obliviate.models import LoadedModel
+from obliviate.progress import phase
 from obliviate.runs import environment, read_json, write_json
 
 
@@ -75,15 +76,17 @@ def evaluate(
                         "dtype": str(next(lm.model.parameters()).dtype).removeprefix("torch."),
                         "reference": reference.source if reference else None,
                         "original": original.source if original else None})
-    for name, metric in chosen:
-        if not applies[name]:
-            if metrics:  # asked for by name: say why it is missing rather than dropping it silently
-                card.metrics[name] = {"skipped": "does not apply to this task / these models"}
-            continue
-        started = time.perf_counter()
-        values = metric.compute(lm, ctx)
-        card.metrics[name] = {
-            "values": values, "version": metric.version, "section": metric.section,
-            "higher_is_better": metric.higher_is_better, "seconds": round(time.perf_counter() - started, 2),
-        }
+    with phase(f"forget card of {lm.source}", total=sum(applies.values())) as step:
+        for name, metric in chosen:
+            if not applies[name]:
+                if metrics:  # asked for by name: say why it is missing rather than dropping it silently
+                    card.metrics[name] = {"skipped": "does not apply to this task / these models"}
+                continue
+            started = time.perf_counter()
+            values = metric.compute(lm, ctx)
+            card.metrics[name] = {
+                "values": values, "version": metric.version, "section": metric.section,
+                "higher_is_better": metric.higher_is_better, "seconds": round(time.perf_counter() - started, 2),
+            }
+            step(name)
     return card

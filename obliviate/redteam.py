@@ -38,6 +38,7 @@ from obliviate.data.schema import Fact, Task
 from obliviate.errors import ConfigError
 from obliviate.known import answered_directly
 from obliviate.models import LoadedModel
+from obliviate.progress import phase
 from obliviate.runs import environment, write_json
 from obliviate.stats import Estimate, difference, proportion
 
@@ -197,22 +198,23 @@ def attack(lm: LoadedModel, task: Task, original: LoadedModel | None = None, att
         console.print(f"[bold]{len(targets)} target fact(s)[/bold]; asked directly, the model answers "
                       f"{report.baseline:.0%} of them; control: {kind} ({len(control_facts)} facts, "
                       f"{sum(control_plain) / max(1, len(control_plain)):.0%} answered directly)")
-    for name in names:
-        cls = ATTACKS.get(name)
-        runs = [("model", lm, targets, report.results)]
-        if cls.recovers:
-            runs.append(("control", control_lm, control_facts, report.controls))
-        for role, model, facts, store in runs:
+    runs = [(name, role) for name in names for role in ("model", "control")
+            if role == "model" or ATTACKS.get(name).recovers]
+    with phase(f"attacks on {lm.source}", total=len(runs), show=progress) as step:
+        for name, role in runs:
+            cls = ATTACKS.get(name)
+            model, facts, store = ((lm, targets, report.results) if role == "model"
+                                   else (control_lm, control_facts, report.controls))
             if cls.needs_original and original is None:
                 store[name] = AttackResult(name, asdict(budget), notes="skipped: needs the original model")
-                continue
-            console.print(f"attack [cyan]{name}[/cyan] on the {role} …")
-            try:
-                instance = cls(**options.get(name, {}))
-                store[name] = instance.run(model, AttackContext(task, original, budget, list(facts), seed))
-            except Exception as e:  # recorded and shown, never swallowed: the report carries the error
-                store[name] = AttackResult(name, asdict(budget), notes=f"error: {type(e).__name__}: {e}",
-                                           details={"error": repr(e)})
+            else:
+                try:
+                    instance = cls(**options.get(name, {}))
+                    store[name] = instance.run(model, AttackContext(task, original, budget, list(facts), seed))
+                except Exception as e:  # recorded and shown, never swallowed: the report carries the error
+                    store[name] = AttackResult(name, asdict(budget), notes=f"error: {type(e).__name__}: {e}",
+                                               details={"error": repr(e)})
+            step(f"{name} on the {role}")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -24,6 +24,7 @@ from collections import Counter
 from obliviate.judge import OUTCOMES
 from obliviate.metrics.base import METRICS, EvalContext, Metric
 from obliviate.models import LoadedModel
+from obliviate.progress import phase
 from obliviate.scoring import ProbeResult
 from obliviate.stats import difference, mean_ci
 
@@ -98,7 +99,12 @@ class PerForm(Metric):
     cost = "one generation per generative probe + one scoring pass per choice probe"
 
     def compute(self, lm, ctx):
-        out = {split: form_scores(lm, ctx, split) for split in CARD_SPLITS if ctx.facts(split)}
+        splits = [split for split in CARD_SPLITS if ctx.facts(split)]
+        with phase("forms", total=len(splits)) as step:
+            out = {}
+            for split in splits:
+                out[split] = form_scores(lm, ctx, split)
+                step(split)
         if "forget" in out:
             controls(lm, ctx, out["forget"])
         return out
