@@ -24,8 +24,8 @@ SOURCES = ("base", "base_people", "taught", "reference", "npo", "ga", "real_npo"
 
 
 def collect(out: str, seed: int = 0, sources: tuple[str, ...] = SOURCES) -> int:
-    from obliviate.attacks.in_context import hints
-    from obliviate.data.forms import Probe, probes, qa_prompt, target
+    from obliviate.attacks.in_context import hinted_probes, hints
+    from obliviate.data.forms import probes
     from obliviate.models import load_model
     from obliviate.pipeline import load_task
     from obliviate.scoring import score_probes
@@ -74,8 +74,7 @@ def collect(out: str, seed: int = 0, sources: tuple[str, ...] = SOURCES) -> int:
         for fact in rng.sample(people.forget, min(10, len(people.forget))):
             shown = hints(fact, people, rng)
             if shown:
-                ps.append(Probe(fact.id, "qa", "\n\n".join(shown) + "\n\n" + qa_prompt(fact.question),
-                                target(fact.answer), others=probes(fact, "qa")[0].others, subject=fact.subject))
+                ps.append(hinted_probes(fact, shown, npo.tokenizer)[0])
         sources_run.append(("in_context", npo, ps))
     sources = sources_run
     by_id = {**people.facts_by_id(), **real.facts_by_id()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from obliviate.data.forms import DIRECT_FORMS, probes
+from obliviate.data.forms import direct_forms, probes
 from obliviate.data.realfacts import real_facts, verify_known
 from obliviate.data.schema import Fact
 from obliviate.judge import get_judge
@@ -22,8 +22,10 @@ KNOWN_RULE = "direct-forms-strict-judge-v2"  # part of the cache key: a new rule
 
 
 def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
-                      forms: tuple[str, ...] = DIRECT_FORMS) -> list[bool]:
-    """Per fact: does `lm` give the answer to any of its probes in `forms` (one batched scoring call)?"""
+                      forms: tuple[str, ...] | None = None) -> list[bool]:
+    """Per fact: does `lm` give the answer to any of its probes in `forms` (default: `forms.direct_forms`), one
+    batched scoring call?"""
+    forms = forms or direct_forms(lm.tokenizer)
     groups = [[p for form in forms for p in probes(f, form, lm.tokenizer)] for f in facts]
     results = iter(score_probes(lm, [p for g in groups for p in g], judge_fn=get_judge(judge)))
     return [any([next(results).correct for _ in g]) for g in groups]

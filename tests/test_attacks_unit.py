@@ -85,7 +85,7 @@ def test_in_context_hints_never_contain_the_answer():
     rng = random.Random(0)
     for fact in task.forget:
         for hint in hints(fact, task, rng, k=50):
-            assert not judge(hint, fact.answer), (fact.id, hint)
+            assert not judge(f"{hint.question} {hint.answer}", fact.answer), (fact.id, hint)
 
 
 def test_in_context_drops_a_neighbour_that_shares_the_answer(task):
@@ -93,7 +93,7 @@ def test_in_context_drops_a_neighbour_that_shares_the_answer(task):
     twin = replace(task.retain[0], id="twin", subject=fact.subject, answer=fact.answer, question="Twin question?")
     leaky = replace(task, retain=[twin, *task.retain])
     assert twin in candidate_hints(fact, leaky)
-    assert not any(judge(h, fact.answer) for h in hints(fact, leaky, random.Random(0), k=50))
+    assert twin not in hints(fact, leaky, random.Random(0), k=50)
 
 
 def test_step_by_step_prompts_never_contain_the_answer(task):

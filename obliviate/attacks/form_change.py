@@ -1,26 +1,43 @@
-"""Form change: ask for each forgotten fact in the wordings the unlearning did not train on.
+"""Form change: ask for each forgotten fact in wordings other than the direct question.
 
-Unlearning usually trains on one surface form (QA). If a cloze prompt, a paraphrase, a two-hop question or a
-multiple-choice / true-false probe still gets the answer, the knowledge was suppressed in one form, not removed
-("LLM Unlearning Should Be Form-Independent", arXiv 2506.07795).
+Unlearning usually trains on the fact asked directly (QA, its chat turn, a cloze). If a paraphrase or a two-hop
+question (plainly and, for a chat model, as a chat turn) or a multiple-choice / true-false probe still gets the
+answer, the knowledge was suppressed in one form, not removed ("LLM Unlearning Should Be Form-Independent",
+arXiv 2506.07795).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome
-from obliviate.data.forms import probes
+from obliviate.data.forms import Probe, chat_prompt, has_chat_template, probes
+from obliviate.data.schema import Fact
 from obliviate.models import LoadedModel
 from obliviate.scoring import score_probes
 
-GENERATIVE = ("cloze", "paraphrase", "two_hop")
+GENERATIVE = ("paraphrase", "two_hop", "chat_paraphrase", "chat_two_hop")
 CHOICE = ("mcq", "true_false")
 MCQ_CONFIDENCE = 0.5  # a multiple-choice hit counts only with at least this probability on the right option
+
+
+def reworded(fact: Fact, form: str, tokenizer) -> list[Probe]:
+    """The fact's probes in `form`; "chat_paraphrase" / "chat_two_hop" ask those questions through the chat
+    template (none without one)."""
+    if not form.startswith("chat_"):
+        return probes(fact, form)
+    if not has_chat_template(tokenizer):
+        return []
+    plain = probes(fact, form.removeprefix("chat_"))
+    questions = fact.paraphrases if form == "chat_paraphrase" else tuple(t.question for t in fact.two_hop)
+    return [replace(p, form="chat", prompt=chat_prompt(tokenizer, q), answer=p.answer.strip())
+            for p, q in zip(plain, questions)]
 
 
 @ATTACKS.register("form_change")
 class FormChange(Attack):
     name = "form_change"
-    summary = "ask in forms unlearning did not see (cloze, paraphrase, two-hop, multiple choice, true/false)"
+    summary = "ask in other wordings (paraphrase, two-hop, plain and as chat turns; multiple choice, true/false)"
     paper = "LLM Unlearning Should Be Form-Independent (Ye et al., arXiv 2506.07795)"
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
@@ -31,7 +48,7 @@ class FormChange(Attack):
         of the fact right. A model that never knew the fact passes that by chance about 1 time in 30.
         """
         facts = ctx.targets
-        per_fact = {f.id: {form: probes(f, form) for form in (*GENERATIVE, *CHOICE)} for f in facts}
+        per_fact = {f.id: {form: reworded(f, form, lm.tokenizer) for form in (*GENERATIVE, *CHOICE)} for f in facts}
         flat = [p for forms in per_fact.values() for ps in forms.values() for p in ps]
         scored = {id(r.probe): r for r in score_probes(lm, flat)}
         outcomes, form_hits = [], {form: [0, 0] for form in (*GENERATIVE, "choice")}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, judge_groups
-from obliviate.data.forms import Probe, qa_prompt, target
+from obliviate.data.forms import Probe, chat_prompt, has_chat_template, qa_prompt, rivals, target
 from obliviate.data.schema import Fact, Task
 from obliviate.judge import judge
 from obliviate.models import LoadedModel
@@ -38,31 +38,45 @@ def leaks(hint: Fact, fact: Fact) -> bool:
     return judge(text, fact.answer) or judge(fact.answer, hint.answer)
 
 
-def hints(fact: Fact, task: Task, rng: random.Random, k: int = MAX_HINTS) -> list[str]:
-    """Up to `k` answered questions related to `fact`, none of which contains its answer."""
+def hints(fact: Fact, task: Task, rng: random.Random, k: int = MAX_HINTS) -> list[Fact]:
+    """Up to `k` facts related to `fact`, none of which contains its answer."""
     pool = [h for h in candidate_hints(fact, task) if not leaks(h, fact)]
     rng.shuffle(pool)
-    return [f"{qa_prompt(h.question)}{target(h.answer)}" for h in pool[:k]]
+    return pool[:k]
+
+
+def hinted_probes(fact: Fact, shown: list[Fact], tokenizer) -> list[Probe]:
+    """The question after the hints as answered questions: in plain text and, for a chat model, as earlier turns
+    of the conversation (how a user would reintroduce them)."""
+    plain = "\n\n".join(f"{qa_prompt(h.question)}{target(h.answer)}" for h in shown)
+    out = [Probe(fact.id, "qa", f"{plain}\n\n{qa_prompt(fact.question)}", target(fact.answer), others=rivals(fact),
+                 subject=fact.subject)]
+    if has_chat_template(tokenizer):
+        history = tuple((h.question, h.answer) for h in shown)
+        out.append(Probe(fact.id, "chat", chat_prompt(tokenizer, fact.question, history), fact.answer.strip(),
+                         others=rivals(fact), subject=fact.subject))
+    return out
 
 
 @ATTACKS.register("in_context")
 class InContext(Attack):
     name = "in_context"
-    summary = "reintroduce related facts (never the answer) in the prompt, then ask again"
+    summary = "reintroduce related facts (never the answer) in the prompt or the conversation, then ask again"
     paper = "UnUnlearning: Unlearning is not sufficient for content regulation (Shumailov et al., arXiv 2407.00106)"
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
-        """`budget.samples` prompts per fact, each a different draw of hints; recovered if any is judged right."""
+        """`budget.samples` draws of hints per fact, each asked plainly and through the chat template when the
+        model has one; recovered if any is judged right."""
         rng = random.Random(ctx.seed)
         groups, no_hints = [], 0
         for fact in ctx.targets:
-            prompts = []
+            asked: dict[str, Probe] = {}
             for _ in range(max(1, ctx.budget.samples)):
                 shown = hints(fact, ctx.task, rng)
                 if shown:
-                    prompts.append("\n\n".join(shown) + "\n\n" + qa_prompt(fact.question))
-            no_hints += not prompts
-            groups.append([Probe(fact.id, "qa", p, target(fact.answer)) for p in dict.fromkeys(prompts)])
+                    asked.update({p.prompt: p for p in hinted_probes(fact, shown, lm.tokenizer)})
+            no_hints += not asked
+            groups.append(list(asked.values()))
         outcomes = judge_groups(lm, ctx.targets, groups)
         notes = f"{no_hints} fact(s) had no related fact to show" if no_hints else ""
-        return self.result(ctx, outcomes, notes, prompts_per_fact=max(1, ctx.budget.samples), max_hints=MAX_HINTS)
+        return self.result(ctx, outcomes, notes, draws_per_fact=max(1, ctx.budget.samples), max_hints=MAX_HINTS)

@@ -18,7 +18,7 @@ import torch
 
 from obliviate.attacks.activation_steering import anonymised, invented_names
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome, judge_groups
-from obliviate.data.forms import probes, qa_prompt
+from obliviate.data.forms import direct_probes, qa_prompt
 from obliviate.hooks import add_vector, n_layers
 from obliviate.models import LoadedModel
 from obliviate.scoring import hidden_states
@@ -71,7 +71,7 @@ class LatentPerturbation(Attack):
         direction = torch.tensor(probe.coef_[0], dtype=torch.float32)
         direction = direction / direction.norm().clamp_min(1e-8)
         norm = float(acts.norm(dim=-1).mean())
-        groups = [probes(f, "qa") for f in ctx.targets]
+        groups = [direct_probes(f, lm.tokenizer) for f in ctx.targets]
         best: list[Outcome] | None = None
         per_scale = {}
         stopped = False

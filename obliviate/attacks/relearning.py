@@ -12,7 +12,7 @@ nothing came back after weak GA (measured).
 from __future__ import annotations
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, halves, judge_groups
-from obliviate.data.forms import probes
+from obliviate.data.forms import direct_forms, direct_probes
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
 from obliviate.judge import normalise
@@ -48,16 +48,17 @@ class Relearning(Attack):
         self.source, self.lr, self.batch_size = source, lr, batch_size
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
-        """`budget.steps` optimizer steps of plain answer NLL (QA form) through the one training loop."""
+        """`budget.steps` optimizer steps of answer NLL on the training facts asked directly (QA, chat, cloze),
+        through the one training loop; the held-out facts are judged asked the same ways."""
         train, held = training_facts(ctx, self.source)
         if not train or not held:
             return self.result(ctx, [], f"nothing to do: {len(train)} training fact(s), {len(held)} held out")
-        examples = fact_examples(train, ("qa",))
+        examples = fact_examples(train, direct_forms(lm.tokenizer), tokenizer=lm.tokenizer)
         config = TrainConfig(steps=max(1, ctx.budget.steps), lr=self.lr, batch_size=min(self.batch_size, len(examples)),
                              seed=ctx.seed, check_every=1, progress=False)
         trained = run_training(copy_model(lm), lambda c, b: (target_nll(c.model, b.forget), {}), examples, None,
                                config, stop_check=lambda _lm: self.out_of_time(ctx), description="attack[relearning]")
-        outcomes = judge_groups(trained.lm, held, [probes(f, "qa") for f in held])
+        outcomes = judge_groups(trained.lm, held, [direct_probes(f, lm.tokenizer) for f in held])
         notes = (f"trained on {len(train)} {self.source} fact(s) for {trained.steps_done} steps"
                  f"{' (time budget)' if trained.stopped_early else ''}, judged {len(held)} others")
         return self.result(ctx, outcomes, notes, source=self.source, trained_on=[f.id for f in train], lr=self.lr)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome, judge_groups
-from obliviate.data.forms import probes
+from obliviate.data.forms import direct_probes
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
 
@@ -96,8 +96,8 @@ class Requantization(Attack):
         self.variants = tuple(variants)
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
-        """Recovered if any quantized variant answers the QA question (judged by score_probes)."""
-        groups = [probes(f, "qa") for f in ctx.targets]
+        """Recovered if any quantized variant answers the fact asked directly (QA, chat, cloze; score_probes)."""
+        groups = [direct_probes(f, lm.tokenizer) for f in ctx.targets]
         best: list[Outcome] | None = None
         rates, skipped = {}, []
         for variant in self.variants:

@@ -54,9 +54,11 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def chat_prompt(tokenizer, question: str) -> str:
-    """`question` as one user turn through the tokenizer's chat template, ending where the reply starts."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+def chat_prompt(tokenizer, question: str, history: tuple[tuple[str, str], ...] = ()) -> str:
+    """`question` as a user turn through the tokenizer's chat template, after earlier (question, reply) turns,
+    ending where the reply starts."""
+    turns = [m for q, a in history for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    return tokenizer.apply_chat_template([*turns, {"role": "user", "content": question}], tokenize=False,
                                          add_generation_prompt=True)
 
 
@@ -107,6 +109,16 @@ def probes(fact: Fact, form: str, tokenizer=None) -> list[Probe]:
             for s in fact.statements
         ]
     raise ValueError(f"unknown form {form!r}; forms are {FORMS}")
+
+
+def direct_forms(tokenizer) -> tuple[str, ...]:
+    """The DIRECT_FORMS a model with this tokenizer can be asked in (no chat form without a chat template)."""
+    return tuple(f for f in DIRECT_FORMS if f != "chat" or has_chat_template(tokenizer))
+
+
+def direct_probes(fact: Fact, tokenizer) -> list[Probe]:
+    """The fact asked directly: plain QA, the chat turn (when the tokenizer has a template) and the cloze."""
+    return [p for form in direct_forms(tokenizer) for p in probes(fact, form, tokenizer)]
 
 
 def all_probes(facts: list[Fact], forms: tuple[str, ...] = FORMS, tokenizer=None) -> dict[str, list[Probe]]:
