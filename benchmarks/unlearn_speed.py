@@ -5,6 +5,7 @@ variant of NPO recomputes the frozen model's forget log-probs at every step (a s
 is what train.py's one-time cache avoids; the ratio of the two rows is the saving.
 
     python benchmarks/unlearn_speed.py --model default --steps 4 --json speed.json
+    python benchmarks/unlearn_speed.py --methods ga,npo --mixed-precision bf16   # bf16 autocast, fp32 weights
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 METHODS = ["ga", "graddiff", "npo", "npo_per_step_reference", "simnpo"]
 
 
-def measure(method: str, model: str, steps: int, batch: int, lora: bool) -> dict:
+def measure(method: str, model: str, steps: int, batch: int, lora: bool, precision: str = "no") -> dict:
     """Runs inside the subprocess: one warm-up step, then `steps` timed steps."""
     import torch
 
@@ -43,19 +44,19 @@ def measure(method: str, model: str, steps: int, batch: int, lora: bool) -> dict
         flags = dict(needs_reference_model=True)
     else:
         m = REGISTRY.get(method)()
-        loss_fn = m.loss
+        loss_fn = m
         flags = dict(needs_reference_logprobs=m.needs_reference_logprobs, needs_reference_model=m.needs_reference_model)
-    config = TrainConfig(steps=1, lr=1e-6, batch_size=batch, lora=lora, progress=False)
+    config = TrainConfig(steps=1, lr=1e-6, batch_size=batch, lora=lora, mixed_precision=precision, progress=False)
     run_training(lm, loss_fn, forget, retain, config, **flags)  # warm-up (and the one-time reference pass)
     started = time.perf_counter()
     run_training(lm, loss_fn, forget, retain, TrainConfig(steps=steps, lr=1e-6, batch_size=batch, lora=lora,
-                                                           progress=False), **flags)
+                                                           mixed_precision=precision, progress=False), **flags)
     seconds = time.perf_counter() - started
     tokens = sum(len(lm.tokenizer(p + t)["input_ids"]) for p, t in zip(forget.prompts, forget.targets))
     tokens_per_step = tokens / len(forget) * batch * 2  # forget + paired retain batch
     peak = (torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available()
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-    return {"method": method, "lora": lora, "s_per_step": seconds / steps,
+    return {"method": method, "lora": lora, "precision": precision, "s_per_step": seconds / steps,
             "tokens_per_s": tokens_per_step * steps / seconds, "peak_gib": peak}
 
 
@@ -66,16 +67,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
+    parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"],
+                        help="autocast over the fp32 weights (TrainConfig.mixed_precision)")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.model, args.steps, args.batch, args.lora)))
+        print(json.dumps(measure(args.child, args.model, args.steps, args.batch, args.lora, args.mixed_precision)))
         return
     rows = []
     for method in args.methods.split(","):
         cmd = [sys.executable, __file__, "--child", method, "--model", args.model, "--steps", str(args.steps),
-               "--batch", str(args.batch)] + (["--lora"] if args.lora else [])
+               "--batch", str(args.batch), "--mixed-precision", args.mixed_precision] + (["--lora"] if args.lora else [])
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     npo = {r["method"]: r["s_per_step"] for r in rows}

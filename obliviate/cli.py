@@ -21,6 +21,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 tasks_app = typer.Typer(no_args_is_help=True, help="List and inspect tasks.")
 app.add_typer(tasks_app, name="tasks")
 
+
+@app.callback()
+def options(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or phase lines (also: "
+                                                "OBLIVIATE_QUIET=1).")] = False) -> None:
+    """Options for every command."""
+    if quiet:
+        from obliviate.progress import set_quiet
+
+        set_quiet(True)
+
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'default', a local model dir, a HF id, or taught:TASK / reference:TASK.")]
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="builtin:people:CONFIG:FORGET, builtin:realfacts, a task YAML or a folder.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/COMMAND-TIMESTAMP).")]
@@ -73,13 +83,20 @@ def unlearn(
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")] = 10,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
     seed: int = 0,
+    mixed_precision: Annotated[str, typer.Option(help="Autocast over fp32 weights: no, bf16, fp16, or auto (the "
+                                                      "dtype the model loads in).")] = "auto",
+    gibberish_every: Annotated[int, typer.Option(help="Collapse watch: read greedy answers to retain (else neutral) "
+                                                      "prompts every N steps; 0 turns it off.")] = 10,
+    gibberish_share: Annotated[float, typer.Option(help="Collapse watch: stop (keeping the last good state) when "
+                                                        "this share of those answers is gibberish.")] = 0.75,
     out: OutOpt = None,
 ) -> None:
     from obliviate.pipeline import run_unlearn
 
     run_unlearn(model, task, method, steps=steps, lr=lr, batch_size=batch_size, lora=lora,
                 forms=tuple(f.strip() for f in forms.split(",")), settings=set_ or [],
-                checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out)
+                checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out, mixed_precision=mixed_precision,
+                gibberish_every=gibberish_every, gibberish_share=gibberish_share)
 
 
 @app.command("eval", help="Compute the forget card of a model on a task; writes card.json and prints a table."

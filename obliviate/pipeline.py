@@ -79,7 +79,8 @@ def run_teach(task_spec: str, base: str, reference: bool, out: Path | None) -> N
 
 
 def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,
-                checkpoint_every, resume, seed, out) -> Path:
+                checkpoint_every, resume, seed, out, mixed_precision: str = "auto", gibberish_every: int = 10,
+                gibberish_share: float = 0.75) -> Path:
     lm = resolve_model(model)
     task = load_task(task_spec, lm)
     m = make_method(method, **_parse_settings(settings))
@@ -87,7 +88,8 @@ def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_siz
         raise ConfigError("under accelerate launch, pass --out so that every process uses the same run folder")
     out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
     train = TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
-                        checkpoint_every=checkpoint_every, seed=seed)
+                        checkpoint_every=checkpoint_every, seed=seed, mixed_precision=mixed_precision,
+                        gibberish_every=gibberish_every, gibberish_share=gibberish_share)
     run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume)
     run.config["model"] = model
     if not PartialState().is_main_process:  # under `accelerate launch`, rank 0 saves and prints

@@ -59,7 +59,7 @@ def teach(lm: LoadedModel, task: Task, config: TeachConfig | None = None, exclud
                                warmup_steps=config.warmup_steps, progress=progress)
     label = "teach[reference]" if exclude_forget else "teach"
     result = run_training(lm, lambda ctx, b: (target_nll(ctx.model, b.forget), {}), examples, None, train_config,
-                          description=label)
+                          watch=[p for p in examples.prompts if p][:4], description=label)
     result.lm.source = f"{lm.source}+{label}"
     return result.lm
 

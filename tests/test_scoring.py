@@ -190,7 +190,7 @@ def test_score_probes_judges_both_kinds(lm):
     assert [r.probe for r in results] == [choice, gen]
     assert 0 <= results[0].probability <= 1 and results[0].output in ("True", "False")
     # A judge that accepts anything marks the generative probe correct: the judge is really used.
-    assert S.score_probes(lm, [gen], judge_fn=lambda o, a, others=(): True)[0].correct
+    assert S.score_probes(lm, [gen], judge_fn=lambda o, a, others=(), subject="": True)[0].correct
 
 
 def test_greedy_match_shortcut_agrees_with_generation(lm):
