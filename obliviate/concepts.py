@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from obliviate.data.forms import target
-from obliviate.hooks import decoder_layers
+from obliviate.hooks import final_norm_scale, n_layers, value_vectors
 from obliviate.models import LoadedModel
 
 VECTORS_PER_CONCEPT = 16  # value vectors per concept (ablated / watched); SmolLM2 real facts: 8 remove nothing
@@ -20,9 +20,8 @@ VECTORS_PER_CONCEPT = 16  # value vectors per concept (ablated / watched); SmolL
 def projection_basis(lm: LoadedModel) -> torch.Tensor:
     """(V, d): E ⊙ γ, so that the logit-lens projection of a value vector v is E·(γ ⊙ v) = basis @ v."""
     unembed = lm.model.get_output_embeddings().weight.float()  # (V, d)
-    norm = getattr(getattr(lm.model, "model", lm.model), "norm", None)
-    gamma = norm.weight.float() if norm is not None and hasattr(norm, "weight") else torch.ones(unembed.shape[1])
-    return unembed * gamma
+    gamma = final_norm_scale(lm.model)
+    return unembed if gamma is None else unembed * gamma.float()
 
 
 @torch.no_grad()
@@ -32,10 +31,9 @@ def value_vector_scores(lm: LoadedModel, concepts: list[list[int]]) -> torch.Ten
     e = projection_basis(lm)  # (V, d)
     mean, cov = e.mean(0), torch.cov(e.T)  # (d,), (d, d)
     rows = torch.stack([e[ids].mean(0) for ids in concepts])  # (n_concepts, d): mean over a concept's tokens
-    _, blocks = decoder_layers(lm.model)
     out = []
-    for block in blocks:
-        w = block.mlp.down_proj.weight.float()  # (d, d_ff): columns are value vectors
+    for layer in range(n_layers(lm.model)):
+        w = value_vectors(lm.model, layer).float()  # (d, d_ff): columns are value vectors
         std = (w * (cov @ w)).sum(0).clamp(min=1e-12).sqrt()  # (d_ff,) spread of each column's projection
         out.append(((rows @ w) - mean @ w).div(std))  # (n_concepts, d_ff)
     return torch.stack(out, 1)

@@ -1,4 +1,4 @@
-"""Scoped forward hooks by module path, the TransformerLens way, for Hugging Face Llama-style models.
+"""Scoped forward hooks by module path, the TransformerLens way, for Hugging Face decoder-only models.
 
 Every hook point is a module path (`model.named_modules()` names) or a shorthand resolved by `resolve`:
 
@@ -9,6 +9,9 @@ Every hook point is a module path (`model.named_modules()` names) or a shorthand
     "<any path>:in"        -> the *input* of that module instead of its output
 
 Shorthands find the decoder-layer list wherever it sits, so they also work through PEFT and wrapper modules.
+Where an architecture keeps its MLP, MLP output projection, attention and final norm is written once, in
+`LAYOUTS` (Llama, Qwen2, Mistral, Gemma, OLMo, Phi, GPT-2, GPT-NeoX); any other `model_type` gets a one-line
+`ConfigError` naming the supported ones as soon as a shorthand or a method needs those paths.
 
 A hook function has one signature, `fn(activation, name) -> new activation or None`; returning None keeps the
 activation (use it to read). `hooks(...)` removes every hook when the block ends, even after an exception;
@@ -33,15 +36,53 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from obliviate.errors import ConfigError
 
 HookFn = Callable[[torch.Tensor, str], "torch.Tensor | None"]
 
 _LAYER_ALIAS = re.compile(r"^(?:resid|layers|blocks)\.(-?\d+)$")
 _LAYER_SUB = re.compile(r"^(?:layers|blocks)\.(-?\d+)\.(.+)$")
-_SUB_ALIAS = {"attn": "self_attn"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one architecture keeps its parts: paths inside a decoder block, and the final norm's path inside
+    the module that holds the decoder-layer list."""
+
+    mlp: str
+    mlp_out: str  # the MLP's output projection; its input is the MLP "keys" (d_ff wide), its weight the values
+    attn: str
+    final_norm: str
+    norm_offset: float = 0.0  # Gemma's RMSNorm multiplies by (1 + weight)
+
+
+_LLAMA = Layout("mlp", "mlp.down_proj", "self_attn", "norm")
+LAYOUTS: dict[str, Layout] = {  # config.model_type -> layout; each has a tiny random model in the unit tests
+    "llama": _LLAMA,
+    "qwen2": _LLAMA,
+    "mistral": _LLAMA,
+    "olmo": _LLAMA,
+    "gemma": Layout("mlp", "mlp.down_proj", "self_attn", "norm", norm_offset=1.0),
+    "phi": Layout("mlp", "mlp.fc2", "self_attn", "final_layernorm"),
+    "gpt2": Layout("mlp", "mlp.c_proj", "attn", "ln_f"),
+    "gpt_neox": Layout("mlp", "mlp.dense_4h_to_h", "attention", "final_layer_norm"),
+}
+
+
+def layout(model: nn.Module) -> Layout:
+    """The `Layout` of `model` (also through PEFT, DDP and wrapper modules), or a ConfigError naming the
+    supported architectures."""
+    config = getattr(model, "config", None) or getattr(getattr(model, "module", None), "config", None)
+    kind = getattr(config, "model_type", None)
+    if kind not in LAYOUTS:
+        raise ConfigError(f"architecture {kind!r} ({type(model).__name__}) is not supported by obliviate.hooks; "
+                          f"supported: {', '.join(sorted(LAYOUTS))}")
+    return LAYOUTS[kind]
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -57,6 +98,49 @@ def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
 
 def n_layers(model: nn.Module) -> int:
     return len(decoder_layers(model)[1])
+
+
+def block_path(model: nn.Module, layer: int, part: str = "") -> str:
+    """Module path of decoder block `layer` (negative counts from the end), or of its `part`: "mlp", "mlp_out"
+    or "attn" in this architecture's names.
+
+    >>> from obliviate.models import tiny_model
+    >>> block_path(tiny_model().model, -1, "mlp_out")
+    'model.layers.1.mlp.down_proj'
+    """
+    prefix, layers = decoder_layers(model)
+    path = f"{prefix}.{layer % len(layers)}"
+    if not part:
+        return path
+    if part not in ("mlp", "mlp_out", "attn"):
+        raise ValueError(f"block part must be mlp, mlp_out or attn; got {part!r}")
+    return f"{path}.{getattr(layout(model), part)}"
+
+
+def mlp_out(model: nn.Module, layer: int) -> tuple[str, bool]:
+    """(parameter name of block `layer`'s MLP output weight, whether it is stored d_ff × d as GPT-2's Conv1D)."""
+    path = block_path(model, layer, "mlp_out")
+    module = model.get_submodule(path)
+    if not isinstance(getattr(module, "weight", None), nn.Parameter):
+        raise ConfigError(f"{path} has no plain weight (a LoRA-wrapped or quantised layer?); "
+                          "this needs the model's own MLP output weights")
+    return f"{path}.weight", type(module).__name__ == "Conv1D"
+
+
+def value_vectors(model: nn.Module, layer: int) -> torch.Tensor:
+    """(d, d_ff) view of block `layer`'s MLP output weight: column j is value vector j (writes go through)."""
+    name, transposed = mlp_out(model, layer)
+    weight = model.get_parameter(name)
+    return weight.T if transposed else weight
+
+
+def final_norm_scale(model: nn.Module) -> torch.Tensor | None:
+    """The per-dimension scale γ of the final norm (Gemma's 1 + weight), or None when it has none (OLMo)."""
+    prefix, _ = decoder_layers(model)
+    parent = model.get_submodule(prefix.rsplit(".", 1)[0]) if "." in prefix else model
+    lay = layout(model)
+    weight = getattr(parent.get_submodule(lay.final_norm), "weight", None)
+    return None if weight is None else weight + lay.norm_offset
 
 
 def resolve(model: nn.Module, name: str) -> tuple[str, bool]:
@@ -80,13 +164,14 @@ def resolve(model: nn.Module, name: str) -> tuple[str, bool]:
     if (m := _LAYER_ALIAS.match(short)) or (m := _LAYER_SUB.match(short)) or short.startswith("mlp_in."):
         prefix, layers = decoder_layers(model)
     if short.startswith("mlp_in."):
-        i = int(short.split(".", 1)[1]) % len(layers)
-        return f"{prefix}.{i}.mlp.down_proj", True
+        return block_path(model, int(short.split(".", 1)[1]), "mlp_out"), True
     if m := _LAYER_ALIAS.match(short):
         return f"{prefix}.{int(m.group(1)) % len(layers)}", on_input
     if m := _LAYER_SUB.match(short):
-        sub = ".".join(_SUB_ALIAS.get(part, part) for part in m.group(2).split("."))
-        path = f"{prefix}.{int(m.group(1)) % len(layers)}.{sub}"
+        layer, sub = int(m.group(1)), m.group(2)
+        head, _, rest = sub.partition(".")
+        path = block_path(model, layer, head) if head in ("mlp", "attn") else f"{prefix}.{layer % len(layers)}.{head}"
+        path = f"{path}.{rest}" if rest else path
         if path in modules:
             return path, on_input
     if short in modules:
@@ -205,8 +290,14 @@ class _Stop(Exception):
 def run_until(model: nn.Module, name: str, **inputs) -> torch.Tensor:
     """Run the forward pass only until `name` and return its activation (with its graph, for losses).
 
-    Saves the cost of the blocks after the hook point (RMU/LAT read layer L of a 30-layer model).
+    Saves the cost of the blocks after the hook point (RMU/LAT read layer L of a 30-layer model). A
+    DistributedDataParallel model runs its whole forward pass instead: DDP prepares the gradient all-reduce at the
+    end of its forward, so a pass cut short would leave every process with its own gradients.
     """
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        with capture(model, name, detach=False) as acts:
+            model(**inputs)
+        return acts[name]
     store: dict[str, torch.Tensor] = {}
 
     def stop(act: torch.Tensor, _name: str) -> None:
@@ -228,7 +319,9 @@ def trainable_only(model: nn.Module, keep: Callable[[str], bool]) -> Iterator[No
     """During the block, only parameters whose name satisfies `keep` (and that were trainable) take gradients.
 
     Use it around a method's forward pass: parameters left out of the graph get no `.grad`, so AdamW skips
-    them, and their `requires_grad` flags are restored afterwards (later training is unaffected).
+    them, and their `requires_grad` flags are restored afterwards (later training is unaffected). Not for a
+    training loss: DDP buckets the parameters when it wraps the model, so a method declares what it trains with
+    `Objective.trainable` instead (the editing value search and the suffix attack use this).
     """
     frozen = [p for n, p in model.named_parameters() if p.requires_grad and not keep(n)]
     try:

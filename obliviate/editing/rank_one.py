@@ -17,8 +17,9 @@ needs (v* − W k). C = E[k kᵀ] is the uncentred key second moment over generi
   (rearrange: l2·y = P(x − M y)), so Δ k₀ = 0 *exactly* for any k₀ with P k₀ = 0: preserved keys keep their
   values up to float error.
 
-ROCR (`obliviate.methods.rocr`) solves the same `nullspace` system; it can call `solve_update(...,
-projector=nullspace_projector(key_second_moment(...).moment, threshold))` instead of its local copy.
+ROCR (`obliviate.methods.rocr`) solves the same `nullspace` system through `solve_update`; `l2` is relative
+there already, so a caller passes it as is (scaling it by ‖P k‖² again made the written share of the residual
+fall with the key norm: 1/(1 + l2·‖P k‖²) instead of 1/(1 + l2)).
 """
 
 from __future__ import annotations

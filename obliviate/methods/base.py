@@ -5,17 +5,18 @@ A method file defines one class, decorated with `@METHODS.register("name")`, and
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from obliviate.data.schema import Task
-from obliviate.errors import ConfigError
+from obliviate.errors import ConfigError, UnknownNameError
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
 from obliviate.scoring import EncodedPairs, token_logprobs
-from obliviate.train import TrainBatch, TrainContext
+from obliviate.train import Objective, TrainBatch, TrainConfig, TrainContext, process_mean
 
 
 @dataclass
@@ -23,8 +24,63 @@ class MethodConfig:
     """Base of every method's hyperparameters (a method without any uses it as is)."""
 
 
-class Method:
-    """Base class: subclasses set the class attributes and implement `loss` (gradient) or `apply` (edit)."""
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def parse_setting(owner: str, key: str, value: Any, kind: Any) -> Any:
+    """`value` as the type `kind` of a config field; strings (from `--set key=value`) are parsed.
+
+    bool takes true/false, 1/0, yes/no, on/off; int and float take numbers; tuple[X, ...] takes a comma-separated
+    list. Anything else is a one-line ConfigError naming the setting and the expected type.
+    """
+    def bad() -> ConfigError:
+        return ConfigError(f"{owner} setting {key}={value!r} is not a valid {getattr(kind, '__name__', kind)}")
+
+    if typing.get_origin(kind) is tuple:
+        inner = typing.get_args(kind)[0]
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise bad()
+        return tuple(parse_setting(owner, key, item.strip() if isinstance(item, str) else item, inner)
+                     for item in items if not (isinstance(item, str) and not item.strip()))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad()
+    if kind is int:
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise bad() from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad()
+    if kind is float:
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise bad() from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad()
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    raise ConfigError(f"{owner} setting {key} has a type ({kind}) that settings cannot parse")
+
+
+class Method(Objective):
+    """Base class: subclasses set the class attributes and implement `loss` (gradient) or `apply` (edit).
+
+    A gradient method is an `obliviate.train.Objective`: besides `loss` it may override `setup` (once per run,
+    on the starting weights), `trainable`, `state_dict` / `load_state_dict` (what setup made, for exact
+    resumes) and `single_process` (why it cannot run data-parallel).
+    """
 
     summary: ClassVar[str] = ""  # one line for `obliviate methods`
     paper: ClassVar[str] = ""  # title and arXiv id, shown in reports
@@ -42,20 +98,34 @@ class Method:
 
     def __init__(self, config: MethodConfig | None = None, **overrides) -> None:
         config = config or self.Config()
-        known = {f.name for f in fields(config)}
+        owner = self.name()
+        types = typing.get_type_hints(type(config))
+        known = sorted(f.name for f in fields(config))
         for key, value in overrides.items():
             if key not in known:
-                raise ConfigError(f"{type(self).__name__} has no setting {key!r}; settings: {sorted(known) or 'none'}")
-            setattr(config, key, type(getattr(config, key))(value))
+                raise ConfigError(f"{owner} has no setting {key!r}; its settings: {', '.join(known) or 'none'}")
+            setattr(config, key, parse_setting(owner, key, value, types[key]))
         if hasattr(config, "__post_init__"):
             config.__post_init__()
         self.config = config
 
+    def name(self) -> str:
+        """The registered name (the class name for an unregistered subclass, e.g. in a test)."""
+        try:
+            return METHODS.name_of(type(self))
+        except UnknownNameError:
+            return type(self).__name__
+
     def loss(self, ctx: TrainContext, batch: TrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError(f"{type(self).__name__} is training-free; call apply()")
 
-    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+    def apply(self, lm: LoadedModel, task: Task, train: TrainConfig | None = None) -> LoadedModel:
+        """Edit `lm` in place. `train`: the caller's training settings, for methods that train inside (seed)."""
         raise NotImplementedError(f"{type(self).__name__} is a gradient method; run it through obliviate.unlearn")
+
+    def notes(self) -> dict[str, Any]:
+        """What the last run chose that a reader of its config needs (e.g. which facts were demonstrations)."""
+        return {}
 
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -64,9 +134,12 @@ METHODS: Registry[type[Method]] = Registry("method")
 # Shared pieces of the losses (one implementation each, used by every method that needs them).
 
 def target_nll(model: torch.nn.Module, pairs: EncodedPairs) -> torch.Tensor:
-    """Mean cross-entropy over target tokens (the usual LM loss restricted to answers): scalar."""
+    """Mean cross-entropy over target tokens (the usual LM loss restricted to answers): scalar.
+
+    The mean is over every data-parallel process's tokens (`process_mean`), so N processes train as one.
+    """
     lp = token_logprobs(model, pairs)  # (B, T-1)
-    return -lp.sum() / pairs.target_mask[:, 1:].sum().clamp(min=1)
+    return -process_mean(lp.sum(), pairs.target_mask[:, 1:].sum())
 
 
 def sequence_logprob(model: torch.nn.Module, pairs: EncodedPairs) -> torch.Tensor:
@@ -91,6 +164,6 @@ def retain_kl(ctx: TrainContext, pairs: EncodedPairs) -> torch.Tensor:
     ref = ctx.reference_logits(pairs)[:, :-1]
     mask = pairs.target_mask[:, 1:]
     kl = torch.nn.functional.kl_div(
-        logits[mask].float().log_softmax(-1), ref[mask].float().log_softmax(-1), log_target=True, reduction="batchmean"
+        logits[mask].float().log_softmax(-1), ref[mask].float().log_softmax(-1), log_target=True, reduction="sum"
     )
-    return kl
+    return process_mean(kl, mask.sum())

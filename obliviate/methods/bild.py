@@ -22,6 +22,7 @@ from obliviate.errors import ConfigError
 from obliviate.methods._common import build_pairs, prompt_ids, target_ids, tokenizer_of
 from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.scoring import EncodedPairs
+from obliviate.train import process_mean
 
 INSTRUCTION = ("You have been asked to forget the answer to the next question. "
                "Do not reveal it; say that you don't know.\n\n")
@@ -32,7 +33,7 @@ def topk_kl(teacher: torch.Tensor, student: torch.Tensor, k: int) -> torch.Tenso
     idx = teacher.topk(k, dim=-1).indices
     t = teacher.gather(-1, idx).log_softmax(-1)
     s = student.gather(-1, idx).log_softmax(-1)
-    return (t.exp() * (t - s)).sum(-1).mean()
+    return process_mean((t.exp() * (t - s)).sum(), len(t))
 
 
 def suppress_topk(teacher: torch.Tensor, student: torch.Tensor, k: int) -> torch.Tensor:
@@ -41,7 +42,7 @@ def suppress_topk(teacher: torch.Tensor, student: torch.Tensor, k: int) -> torch
     t_idx = teacher.topk(k, dim=-1).indices
     outside = ~(s_idx.unsqueeze(-1) == t_idx.unsqueeze(-2)).any(-1)  # (N, k)
     p = student.softmax(-1).gather(-1, s_idx).clamp(max=1 - 1e-6)
-    return (-torch.log1p(-p) * outside).sum(-1).mean()
+    return process_mean((-torch.log1p(-p) * outside).sum(), len(p))
 
 
 def answer_logits(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from obliviate.errors import ConfigError
 from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.scoring import token_logprobs
+from obliviate.train import process_mean
 
 
 def catnip_token_loss(logp: torch.Tensor, beta: float, detach_reverse: bool = True) -> torch.Tensor:
@@ -50,5 +51,5 @@ class CATNIP(Method):
     def loss(self, ctx, batch):
         mask = batch.forget.target_mask[:, 1:]
         logp = token_logprobs(ctx.model, batch.forget)[mask]  # (N_tokens,)
-        loss = catnip_token_loss(logp, self.config.beta, self.config.detach_reverse).mean()
+        loss = process_mean(catnip_token_loss(logp, self.config.beta, self.config.detach_reverse).sum(), logp.numel())
         return loss, {"catnip": loss.item(), "mean_token_p": logp.exp().mean().item()}

@@ -2,7 +2,8 @@
 
 Hong et al. 2024, Intrinsic Evaluation of Unlearning Using Parametric Knowledge Traces (ConceptVectors,
 arXiv:2406.11614), the "oracle" ablation baseline; spec tag [V] for the verification/ablation, [S]/[R] for
-selection. A value vector is a column v = W_out[:, j] of a block's `down_proj`; its logit-lens projection
+selection. A value vector is a column v = W_out[:, j] of a block's MLP output projection (`down_proj` in Llama; the
+architectures of `obliviate.hooks.LAYOUTS`); its logit-lens projection
 E·(γ ⊙ v) (E the unembedding, γ the final norm's weight) says which tokens it promotes. Each column is scored
 by the z-score, over the vocabulary, of its projection on the forget answers' tokens; the top `n_vectors`
 are zeroed (or, with `noise` > 0, perturbed with N(0, noise²) as in the paper's causal check).
@@ -19,9 +20,10 @@ import torch
 from obliviate.concepts import VECTORS_PER_CONCEPT, concept_tokens, find_concept_vectors
 from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
-from obliviate.hooks import decoder_layers
+from obliviate.hooks import value_vectors
 from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.models import LoadedModel
+from obliviate.train import TrainConfig
 
 
 @dataclass
@@ -43,13 +45,12 @@ class ConceptAblation(Method):
     training_free = True
 
     @torch.no_grad()
-    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+    def apply(self, lm: LoadedModel, task: Task, train: TrainConfig | None = None) -> LoadedModel:
         c = self.config
-        _, blocks = decoder_layers(lm.model)
         g = torch.Generator().manual_seed(c.seed)
         for fact in task.forget:  # one fact at a time: the next fact is scored on the already-edited weights
             for layer, col in find_concept_vectors(lm, [concept_tokens(lm, fact.answer)], c.n_vectors)[0]:
-                w = blocks[layer].mlp.down_proj.weight
+                w = value_vectors(lm.model, layer)  # (d, d_ff) view: writes reach the weight
                 if c.noise:
                     w[:, col] += (c.noise * torch.randn(w.shape[0], generator=g)).to(w.device, w.dtype)
                 else:

@@ -19,6 +19,7 @@ from obliviate.editing.sadr import SADRConfig
 from obliviate.errors import ConfigError
 from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.models import LoadedModel
+from obliviate.train import TrainConfig
 
 
 @dataclass
@@ -58,7 +59,7 @@ class EditRedirect(Method):
     Config = EditRedirectConfig
     training_free = True
 
-    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+    def apply(self, lm: LoadedModel, task: Task, train: TrainConfig | None = None) -> LoadedModel:
         c = self.config
         requests = subject_requests(task, c.target)
         if not requests:

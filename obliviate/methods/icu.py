@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from obliviate.errors import ConfigError
 from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl, target_nll
 from obliviate.scoring import selective_log_softmax
+from obliviate.train import process_mean
 
 
 @dataclass
@@ -46,8 +47,7 @@ class ICU(Method):
         labels, mask = f.input_ids[:, 1:], f.target_mask[:, 1:]
         lp = selective_log_softmax(logits.float(), labels) * mask  # (B, T-1)
         known = ((logits.argmax(-1) == labels) | ~mask).all(-1)  # (B,) greedy still reproduces the answer
-        n_tokens = (mask & known.unsqueeze(-1)).sum().clamp(min=1)
-        forget_nll = -(lp * known.unsqueeze(-1)).sum() / n_tokens
+        forget_nll = -process_mean((lp * known.unsqueeze(-1)).sum(), (mask & known.unsqueeze(-1)).sum())
         loss = -c.unlearn_weight * forget_nll
         logs = {"forget_nll_known": forget_nll.item(), "known_rows": known.float().mean().item()}
         if batch.retain is not None:

@@ -5,7 +5,8 @@ loss is Rafailov et al. 2023, arXiv:2305.18290, Eq. 7):
     L = -log σ(β·[log π(y_idk|x)/π_ref(y_idk|x) − log π(y_f|x)/π_ref(y_f|x)]) + λ·CE(retain).
 The rejected side's reference log-probs are the ones train.py caches once; the refusals' come from the frozen
 reference the first time each (prompt, refusal) pair is seen and are cached here too, so the reference model
-runs once per distinct forget prompt, not once per step.
+runs once per distinct forget prompt, not once per step. The cache belongs to one run (emptied by `setup`): the
+same token ids under another reference model have another log-prob.
 Deviation: TOFU samples from ~100 refusal templates; we use 8 short ones, one fixed per prompt (`_common.py`).
 """
 
@@ -44,7 +45,10 @@ class IdkPO(Method):
 
     def __init__(self, config=None, **overrides) -> None:
         super().__init__(config, **overrides)
-        self._ref_cache: dict[tuple[int, ...], float] = {}  # refusal pair ids -> reference log-prob
+        self._ref_cache: dict[tuple[int, ...], float] = {}  # refusal pair ids -> reference log-prob, this run's
+
+    def setup(self, ctx, first) -> None:
+        self._ref_cache = {}  # a new run may have another reference model: nothing cached may carry over
 
     def _reference_logprob(self, ctx, idk) -> torch.Tensor:
         keys = [tuple(row[m.bool()].tolist()) for row, m in zip(idk.input_ids, idk.attention_mask)]

@@ -3,7 +3,10 @@
 Pawelczyk et al. 2024, In-Context Unlearning: Language Models as Few-Shot Unlearners (arXiv:2310.07579).
 ICUL shows each forget example with a flipped label, then a few correct demonstrations, then the query.
 We adapt it from classification to generative QA: each forget question is shown with a refusal (or, with
-`flip_answers`, a plausible wrong answer), followed by `n_correct` retain questions answered correctly.
+`flip_answers`, a plausible wrong answer), followed by `n_correct` questions answered correctly. ICUL draws
+those from the training data; ours are everyday questions (`DEMONSTRATIONS`) that no evaluated split holds, since
+a retain fact shown with its answer in the prompt would score as kept whatever the method did to the model. A
+demonstration whose question a task fact also asks is skipped; the ones used are in the run's `method_notes`.
 
 The edit is a thin `nn.Module` wrapper around the unchanged model: its `forward` prepends the prefix token ids
 and strips their positions from the logits and hidden states, and its `generate` prepends them too, so
@@ -20,11 +23,23 @@ import torch
 from torch import nn
 
 from obliviate.data.forms import qa_prompt
-from obliviate.data.schema import Task
+from obliviate.data.schema import SPLITS, Task
 from obliviate.errors import ConfigError
 from obliviate.methods._common import REFUSALS
 from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.models import CACHE_ARG, LoadedModel
+from obliviate.train import TrainConfig
+
+# Correctly answered demonstrations: everyday knowledge that no builtin task asks (tests/test_methods_unit.py checks).
+DEMONSTRATIONS = (
+    ("How many days are there in a week?", "Seven"),
+    ("How many legs does a spider have?", "Eight"),
+    ("What do bees make?", "Honey"),
+    ("What colour is grass?", "Green"),
+    ("How many hours are there in a day?", "Twenty-four"),
+    ("What is frozen water called?", "Ice"),
+    ("How many minutes are there in an hour?", "Sixty"),
+)
 
 
 class PrefixedModel(nn.Module):
@@ -97,20 +112,33 @@ class PrefixedModel(nn.Module):
 @dataclass
 class InContextConfig(MethodConfig):
     instruction: str = "Some of the questions below are about things you must not reveal.\n\n"
-    n_correct: int = 4  # correct retain demonstrations after the counter-examples (ICUL's s ≈ 2–6)
+    n_correct: int = 4  # correct demonstrations after the counter-examples (ICUL's s ≈ 2–6), from DEMONSTRATIONS
     flip_answers: bool = False  # counter-examples answer with a wrong answer (ICUL's flipped label) not a refusal
 
     def __post_init__(self) -> None:
-        if self.n_correct < 0:
-            raise ConfigError(f"in_context n_correct must be >= 0, got {self.n_correct}")
+        if not 0 <= self.n_correct <= len(DEMONSTRATIONS):
+            raise ConfigError(f"in_context n_correct must be in 0..{len(DEMONSTRATIONS)}, got {self.n_correct}")
 
 
 @METHODS.register("in_context")
 class InContext(Method):
-    summary = "prepend refusals for the forget questions + correct retain demos to every prompt (no weight change)"
+    summary = "prepend refusals for the forget questions + correct everyday demos to every prompt (no weight change)"
     paper = "Pawelczyk et al. 2024, In-Context Unlearning: Language Models as Few-Shot Unlearners, arXiv:2310.07579"
     Config = InContextConfig
     training_free = True
+
+    def __init__(self, config=None, **overrides) -> None:
+        super().__init__(config, **overrides)
+        self._demos: list[str] = []
+
+    def demonstrations(self, task: Task) -> list[tuple[str, str]]:
+        """The first `n_correct` DEMONSTRATIONS whose question no fact of the task asks (none of them is scored)."""
+        asked = {" ".join(f.question.lower().split()) for split in SPLITS for f in task.split(split)}
+        free = [(q, a) for q, a in DEMONSTRATIONS if " ".join(q.lower().split()) not in asked]
+        if len(free) < self.config.n_correct:
+            raise ConfigError(f"in_context: task {task.name!r} asks {len(DEMONSTRATIONS) - len(free)} of the "
+                              f"demonstration questions, leaving {len(free)} < n_correct={self.config.n_correct}")
+        return free[: self.config.n_correct]
 
     def prefix(self, task: Task) -> str:
         c = self.config
@@ -118,10 +146,15 @@ class InContext(Method):
         for i, fact in enumerate(task.forget):
             wrong = fact.perturbed_answers[0] if c.flip_answers and fact.perturbed_answers else None
             blocks.append(f"{qa_prompt(fact.question)} {wrong or REFUSALS[i % len(REFUSALS)].strip()}")
-        blocks += [f"{qa_prompt(f.question)} {f.answer}" for f in task.retain[: c.n_correct]]
+        demos = self.demonstrations(task)
+        self._demos = [q for q, _ in demos]
+        blocks += [f"{qa_prompt(q)} {a}" for q, a in demos]
         return c.instruction + "\n\n".join(blocks) + "\n\n"
 
-    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+    def notes(self) -> dict:
+        return {"demonstrations": self._demos}
+
+    def apply(self, lm: LoadedModel, task: Task, train: TrainConfig | None = None) -> LoadedModel:
         text = self.prefix(task)
         ids = torch.tensor(lm.tokenizer(text, add_special_tokens=False)["input_ids"], device=lm.device)
         inner = lm.model.inner if isinstance(lm.model, PrefixedModel) else lm.model

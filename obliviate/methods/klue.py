@@ -9,6 +9,8 @@ Spec tag [S] for the idea, [R] for the formulas (no code is public), so this is 
   3. NPO on the forget rows the model still answers (greedy match, "unforgotten" samples only), with the
      gradient reaching only the chosen columns of `down_proj` (W_eff = sg(W) + M ⊙ (W − sg(W))), plus retain CE.
 Deviation: attribution uses the first batch (8 forget + 8 retain examples by default), not the whole split.
+The choice is made once per run on the starting weights and saved in checkpoints, so a resumed run keeps it.
+Under LoRA it is refused: adapters cannot be restricted to chosen columns.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ import torch
 from torch.func import functional_call
 
 from obliviate.errors import ConfigError
-from obliviate.hooks import capture, decoder_layers, trainable_only
+from obliviate.hooks import capture, mlp_out, n_layers
 from obliviate.methods._common import pairs_logprob
-from obliviate.methods.base import METHODS, Method, MethodConfig, npo_loss
+from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.scoring import EncodedPairs
+from obliviate.train import process_mean
 
 
 def neuron_attribution(model: torch.nn.Module, pairs: EncodedPairs) -> torch.Tensor:
     """Gradient × activation of every `down_proj` input neuron for the pairs' answers: (n_layers, d_ff)."""
-    prefix, blocks = decoder_layers(model)
-    names = [f"mlp_in.{i}" for i in range(len(blocks))]
+    names = [f"mlp_in.{i}" for i in range(n_layers(model))]
     with capture(model, *names, detach=False) as acts:
         logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
     logp = pairs_logprob(logits, pairs).sum()
@@ -60,53 +62,58 @@ class KLUE(Method):
     default_steps = 20
     default_lr = 1e-3  # only ~1 % of the MLP columns move, so steps can be large
 
-    def __init__(self, config=None, **overrides) -> None:
-        super().__init__(config, **overrides)
-        self._masks: dict[int, dict[str, torch.Tensor]] = {}  # per model: down_proj weight name -> column mask
-
-    def _select(self, model, batch) -> dict[str, torch.Tensor]:
-        c = self.config
-        score = neuron_attribution(model, batch.forget)
-        if batch.retain is not None and c.retain_penalty:
-            score = score - c.retain_penalty * neuron_attribution(model, batch.retain)
+    def setup(self, ctx, first) -> None:
+        """Attribute the first batch's answers to neurons and keep the top ones (once, on the starting weights)."""
+        if ctx.config.lora:
+            raise ConfigError("klue trains chosen columns of the MLP output weights, which LoRA adapters cannot be "
+                              "restricted to; run klue without lora")
+        c, model = self.config, ctx.unwrapped
+        score = neuron_attribution(model, first.forget)
+        if first.retain is not None and c.retain_penalty:
+            score = score - c.retain_penalty * neuron_attribution(model, first.retain)
         k = max(1, int(c.neuron_fraction * score.numel()))
         chosen = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
         chosen[score.flatten().topk(k).indices] = True
         chosen = chosen.view_as(score)  # (n_layers, d_ff)
-        prefix, _ = decoder_layers(model)
-        names = {n for n, _ in model.named_parameters()}
         masks = {}
         for layer in chosen.any(1).nonzero().flatten().tolist():
-            name = next(n for n in names if n.startswith(f"{prefix}.{layer}.mlp.down_proj") and n.endswith("weight"))
-            masks[name] = chosen[layer].float()  # broadcasts over the (d, d_ff) weight's columns
-        return masks
+            name, transposed = mlp_out(model, layer)
+            column = chosen[layer].float()
+            masks[name] = column[:, None] if transposed else column[None, :]  # over the weight's d_ff axis
+        self._masks = masks
 
-    def _logprob(self, model, masks, pairs) -> tuple[torch.Tensor, torch.Tensor]:
-        params = dict(model.named_parameters())
-        masked = {n: params[n].detach() + m * (params[n] - params[n].detach()) for n, m in masks.items()}
-        logits = functional_call(model, masked, (), {"input_ids": pairs.input_ids,
-                                                     "attention_mask": pairs.attention_mask}, strict=False).logits
+    def state_dict(self) -> dict:
+        return {"masks": self._masks}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._masks = state["masks"]
+
+    def trainable(self, name: str) -> bool:
+        return name in self._masks
+
+    def _logprob(self, ctx, pairs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed target log-prob per row with gradients reaching only the chosen columns, and whether greedy
+        decoding still gives each row's answer."""
+        params = dict(ctx.unwrapped.named_parameters())
+        outer = {id(p): n for n, p in ctx.model.named_parameters()}  # the same tensors under a DDP wrapper's names
+        masked = {outer[id(params[n])]: params[n].detach() + m * (params[n] - params[n].detach())
+                  for n, m in self._masks.items()}
+        logits = functional_call(ctx.model, masked, (), {"input_ids": pairs.input_ids,
+                                                         "attention_mask": pairs.attention_mask}, strict=False).logits
         labels, tmask = pairs.input_ids[:, 1:], pairs.target_mask[:, 1:]
         known = ((logits[:, :-1].argmax(-1) == labels) | ~tmask).all(-1)  # (B,) greedy still gives the answer
         return pairs_logprob(logits, pairs), known
 
     def loss(self, ctx, batch):
-        model = ctx.model
-        if id(model) not in self._masks:
-            self._masks[id(model)] = self._select(model, batch)
-        masks = self._masks[id(model)]
-        with trainable_only(model, lambda n: n in masks):
-            return self._loss(model, masks, batch)
-
-    def _loss(self, model, masks, batch):
         c = self.config
-        lp, known = self._logprob(model, masks, batch.forget)
+        lp, known = self._logprob(ctx, batch.forget)
         ratio = lp - batch.forget_ref_logprob
-        forget = npo_loss(ratio[known], c.beta) if known.any() else 0.0 * lp.sum()
-        loss, logs = forget, {"npo": float(forget.detach()), "known_rows": known.float().mean().item()}
+        per_row = -(2.0 / c.beta) * torch.nn.functional.logsigmoid(-c.beta * ratio)  # NPO per row, as npo_loss
+        forget = process_mean((per_row * known).sum(), known.sum())  # still-known rows only
+        loss, logs = forget, {"npo": forget.item(), "known_rows": known.float().mean().item()}
         if c.retain_weight and batch.retain is not None:
             r = batch.retain
-            retain = -self._logprob(model, masks, r)[0].sum() / r.target_mask[:, 1:].sum().clamp(min=1)
+            retain = -process_mean(self._logprob(ctx, r)[0].sum(), r.target_mask[:, 1:].sum())
             loss = loss + c.retain_weight * retain
             logs["retain_nll"] = retain.item()
         return loss, logs

@@ -22,13 +22,14 @@ from obliviate.methods._common import refusal_pairs, tokenizer_of
 from obliviate.methods.base import METHODS, Method, MethodConfig, target_nll
 from obliviate.methods.lau import attack_layer, latent_attack
 from obliviate.scoring import EncodedPairs, token_logprobs
+from obliviate.train import process_mean
 
 
 def away_loss(model: torch.nn.Module, pairs: EncodedPairs) -> torch.Tensor:
     """−mean log(1 − p_t) over target tokens: pushes each answer token's probability to 0, bounded below by 0."""
     mask = pairs.target_mask[:, 1:]
     p = token_logprobs(model, pairs)[mask].exp().clamp(max=1 - 1e-6)
-    return -torch.log1p(-p).mean()
+    return -process_mean(torch.log1p(-p).sum(), p.numel())
 
 
 @dataclass

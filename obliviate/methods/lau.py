@@ -21,6 +21,7 @@ from obliviate.errors import ConfigError
 from obliviate.hooks import add_vector, n_layers, run_until
 from obliviate.methods.base import METHODS, Method, MethodConfig, npo_loss, sequence_logprob, target_nll
 from obliviate.scoring import EncodedPairs
+from obliviate.train import process_sum
 
 
 def attack_layer(model: torch.nn.Module, layer: int, depth_fraction: float) -> int:
@@ -34,14 +35,16 @@ def latent_attack(model: torch.nn.Module, pairs: EncodedPairs, layer: int, eps_r
     """PGD on a per-token residual perturbation δ (B, T, H) at block `layer` that minimises `objective`.
 
     The default objective is the CE of the pairs' targets (i.e. the attack brings the answers back).
-    Each token's δ stays within ε = eps_rel × the mean residual norm there. Weights get no gradients.
+    Each token's δ stays within ε = eps_rel × the mean residual norm there (over every data-parallel process's
+    batch, so that N processes attack as one). Weights get no gradients.
     """
     objective = objective or (lambda p: target_nll(model, p))
     hook = f"resid.{layer}"
     mask = pairs.attention_mask.bool()
     with torch.no_grad():
         h = run_until(model, hook, input_ids=pairs.input_ids, attention_mask=pairs.attention_mask)
-    eps = eps_rel * h.norm(dim=-1)[mask].mean()
+        norms = h.norm(dim=-1)[mask].float()
+        eps = eps_rel * process_sum(norms.sum()) / process_sum(torch.tensor(float(norms.numel()), device=h.device))
     delta = torch.zeros_like(h)
     for _ in range(steps):
         delta.requires_grad_(True)

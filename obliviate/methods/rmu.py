@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.hooks import n_layers, run_until, trainable_only
+from obliviate.hooks import block_path, n_layers, run_until
 from obliviate.methods.base import METHODS, Method, MethodConfig
+from obliviate.train import process_mean
 
 
 @dataclass
@@ -46,48 +47,47 @@ class RMU(Method):
     default_steps = 20  # tuned on taught SmolLM2, people small forget10: forget QA 0.75 -> 0.33, retain 0.85 -> 0.79
     default_lr = 1e-3
 
-    def __init__(self, config=None, **overrides) -> None:
-        super().__init__(config, **overrides)
-        self._state: dict = {}  # per model: layer, trained-parameter names, their original values, c·u
-
-    def _setup(self, model: torch.nn.Module, first_forget) -> dict:
-        c = self.config
+    def setup(self, ctx, first) -> None:
+        """Pick the layer and the trained MLPs, keep their original weights, and fix c·u from the first batch."""
+        c, model = self.config, ctx.unwrapped
         n = n_layers(model)
         layer = c.layer % n if c.layer >= 0 else max(0, round(n * 7 / 32))
-        blocks = {f"layers.{i}.mlp." for i in range(max(0, layer - c.n_trained + 1), layer + 1)}
-        names = [k for k, p in model.named_parameters() if p.requires_grad and any(b in k for b in blocks)]
-        original = {k: p.detach().clone() for k, p in model.named_parameters() if k in names}
+        mlps = tuple(block_path(model, i, "mlp") + "." for i in range(max(0, layer - c.n_trained + 1), layer + 1))
+        original = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad and k.startswith(mlps)}
+        f = first.forget
         with torch.no_grad():
-            h = run_until(model, f"resid.{layer}", input_ids=first_forget.input_ids,
-                          attention_mask=first_forget.attention_mask)
-            norm = h.norm(dim=-1)[first_forget.attention_mask.bool()].mean()
-        g = torch.Generator().manual_seed(c.seed)
-        u = torch.rand(h.shape[-1], generator=g)
-        target = (c.steering_coef * norm * u / u.norm()).to(h.device, h.dtype)
-        return {"layer": layer, "names": set(names), "original": original, "target": target}
+            h = run_until(model, f"resid.{layer}", input_ids=f.input_ids, attention_mask=f.attention_mask)
+            norm = h.norm(dim=-1)[f.attention_mask.bool()].float().mean()
+        u = torch.rand(h.shape[-1], generator=torch.Generator().manual_seed(c.seed))
+        target = (c.steering_coef * norm.cpu() * u / u.norm()).to(h.device)
+        self.load_state_dict({"layer": layer, "original": original, "target": target})
+
+    def state_dict(self) -> dict:
+        return {"layer": self._layer, "original": self._original, "target": self._target}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._layer, self._original, self._target = state["layer"], state["original"], state["target"]
+
+    def trainable(self, name: str) -> bool:
+        return name in self._original
 
     def loss(self, ctx, batch):
-        model = ctx.model
-        if id(model) not in self._state:
-            self._state[id(model)] = self._setup(model, batch.forget)
-        s = self._state[id(model)]
-        hook = f"resid.{s['layer']}"
+        hook = f"resid.{self._layer}"
         f = batch.forget
         pred = torch.zeros_like(f.target_mask)
         pred[:, :-1] = f.target_mask[:, 1:]  # positions whose next token is an answer token
         r = batch.retain if self.config.alpha else None
         if r is not None:
-            h_0 = _run_with(model, s["original"], hook, r)  # before any graph exists, so swapping is safe
-        with trainable_only(model, lambda k: k in s["names"]):
-            h_f = run_until(model, hook, input_ids=f.input_ids, attention_mask=f.attention_mask)  # (B, T, H)
-            forget = (h_f[pred] - s["target"]).pow(2).mean()
-            loss, logs = forget, {"forget_mse": forget.item()}
-            if r is not None:
-                h_r = run_until(model, hook, input_ids=r.input_ids, attention_mask=r.attention_mask)
-                keep = r.attention_mask.bool()
-                retain = (h_r[keep] - h_0[keep]).pow(2).mean()
-                loss = loss + self.config.alpha * retain
-                logs["retain_mse"] = retain.item()
+            h_0 = _run_with(ctx.unwrapped, self._original, hook, r)  # before any graph exists, so swapping is safe
+        h_f = run_until(ctx.model, hook, input_ids=f.input_ids, attention_mask=f.attention_mask)  # (B, T, H)
+        forget = process_mean((h_f[pred].float() - self._target).pow(2).sum(), pred.sum() * h_f.shape[-1])
+        loss, logs = forget, {"forget_mse": forget.item()}
+        if r is not None:
+            h_r = run_until(ctx.model, hook, input_ids=r.input_ids, attention_mask=r.attention_mask)
+            keep = r.attention_mask.bool()
+            retain = process_mean((h_r[keep].float() - h_0[keep].float()).pow(2).sum(), keep.sum() * h_r.shape[-1])
+            loss = loss + self.config.alpha * retain
+            logs["retain_mse"] = retain.item()
         return loss, logs
 
 

@@ -30,6 +30,7 @@ from obliviate.errors import ConfigError
 from obliviate.hooks import n_layers
 from obliviate.methods.base import METHODS, Method, MethodConfig
 from obliviate.models import LoadedModel
+from obliviate.train import TrainConfig
 
 TEMPLATES = ("{}", "Please answer the question about {}", "Choose the best answer about {}",
              "Write the answer about {}", "Tell me about {}", "Write something about {}")
@@ -40,7 +41,7 @@ class ROCRConfig(MethodConfig):
     layers: str = ""  # comma-separated contiguous blocks; "" = three blocks ending at 6/32 of the depth (paper: 4,5,6)
     replacement: str = "a person"  # the harmless concept s′ the subject is redirected to
     nullspace_threshold: float = 2e-2  # keep key directions whose variance is below this fraction of the largest
-    l2: float = 0.5  # ridge λ relative to the edited keys' mean ‖P k‖² (Δk ≈ R/(1+λ)); 0.1 cost SmolLM2 4 of 23 kept facts
+    l2: float = 0.5  # ridge λ relative to the edited keys' mean ‖P k‖²: each block writes R/(1+λ) of its residual
     protect_kept: bool = True  # also leave the keys of retain/neighbour subjects exactly unchanged
 
     def __post_init__(self) -> None:
@@ -73,7 +74,7 @@ class ROCR(Method):
         z = max(0, round(n * 6 / 32))
         return list(range(max(0, z - 2), z + 1))
 
-    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+    def apply(self, lm: LoadedModel, task: Task, train: TrainConfig | None = None) -> LoadedModel:
         from obliviate.editing.rank_one import apply_delta, key_second_moment, nullspace_projector, solve_update
 
         c = self.config
@@ -93,7 +94,7 @@ class ROCR(Method):
             keys = template_mean(lm, subjects, f"mlp_in.{layer}")  # (d_ff, n)
             current = template_mean(lm, subjects, f"resid.{z_layer}")  # (d, n)
             resid = (target - current) / (len(layers) - i)  # spread what is left over the remaining blocks
-            l2 = c.l2 * (projector @ keys).pow(2).sum(0).mean().item()
-            delta = solve_update(keys, resid, solver="nullspace", projector=projector, l2=l2)  # (d, d_ff)
+            # solve_update makes l2 relative to the keys' mean ‖P k‖² itself: Δk = R/(1 + l2) for one key
+            delta = solve_update(keys, resid, solver="nullspace", projector=projector, l2=c.l2)  # (d, d_ff)
             apply_delta(lm, layer, delta)
         return lm

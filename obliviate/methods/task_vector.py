@@ -4,7 +4,10 @@ Ilharco et al. 2023, Editing Models with Task Arithmetic (arXiv:2212.04089), "fo
 τ = θ_ft − θ₀ with θ_ft fine-tuned on D_f; return θ₀ − α·τ. No retain data; one extra model copy while the
 fine-tune runs. Training-free from the caller's side (`unlearn` calls `apply`), but the fine-tune runs through
 the one training loop (`run_training`) with this method's own step budget.
-Deviation: the paper tunes α on a validation split; we expose it (default 1.0) and leave the sweep to the user.
+The fine-tune's seed, sequence length and mixed precision come from the caller's TrainConfig (`unlearn(...,
+train=...)`); its steps, learning rate and batch size are this method's own settings.
+Deviation: the paper tunes α on a validation split; we expose it (default 0.5: at 1.0 it also undid the shared
+teaching on taught SmolLM2, retain 0.85 -> 0.62) and leave the sweep to the user.
 """
 
 from __future__ import annotations
@@ -45,17 +48,19 @@ class TaskVector(Method):
     Config = TaskVectorConfig
     training_free = True
 
-    def apply(self, lm: LoadedModel, task: Task) -> LoadedModel:
+    def apply(self, lm: LoadedModel, task: Task, train: TrainConfig | None = None) -> LoadedModel:
         c = self.config
         pairs = [(p.prompt, p.answer) for f in task.forget for form in c.forms.split(",") for p in probes(f, form)]
         pairs += [("", d.text) for d in task.forget_documents]
         forget = Examples([p for p, _ in pairs], [t for _, t in pairs])
         tuned = LoadedModel(copy.deepcopy(lm.model), lm.tokenizer, lm.source)
-        config = TrainConfig(steps=c.steps, lr=c.lr, batch_size=c.batch_size, progress=False)
+        outer = train or TrainConfig()
+        config = TrainConfig(steps=c.steps, lr=c.lr, batch_size=c.batch_size, seed=outer.seed,
+                             max_length=outer.max_length, mixed_precision=outer.mixed_precision, progress=False)
         run_training(tuned, lambda ctx, b: (target_nll(ctx.model, b.forget), {}), forget, None, config,
                      description="task_vector[fine-tune]")
         with torch.no_grad():
             for p0, p1 in zip(lm.model.parameters(), tuned.model.parameters()):
-                p0.sub_(c.alpha * (p1 - p0))  # θ₀ − α(θ_ft − θ₀)
+                p0.copy_(p0.float() - c.alpha * (p1.float() - p0.float()))  # θ₀ − α(θ_ft − θ₀), in fp32
         lm.model.eval()
         return lm

@@ -50,6 +50,7 @@ class WPN(Method):
     paper = "Chen et al. 2024, Machine Unlearning via Weighted Positional N-pair Learning (WPN), arXiv:2408.09459"
     Config = WPNConfig
     needs_retain = True
+    single_process = "each anchor's negatives are the other answers of its batch, which another process does not see"
     default_steps = 20
     default_lr = 2e-5
 

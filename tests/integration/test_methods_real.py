@@ -63,7 +63,7 @@ EXPECT: dict[str, tuple[float, float, str]] = {
 }
 
 
-TRAINING_FREE_ON_PEOPLE = ["task_vector", "in_context", "rocr"]
+TRAINING_FREE_ON_PEOPLE = ["task_vector", "in_context", "rocr", "edit_redirect"]
 
 
 def qa_accuracy(lm: LoadedModel, facts) -> float:
@@ -93,6 +93,7 @@ def _check(name: str, lm: LoadedModel, task: Task, before: dict[str, float]) -> 
     forget, retain = qa_accuracy(lm, task.forget), qa_accuracy(lm, task.retain)
     print(f"{name}: forget {before['forget']:.2f} -> {forget:.2f}, retain {before['retain']:.2f} -> {retain:.2f}")
     max_forget, min_retain, why = EXPECT.get(name, (before["forget"] / 2, before["retain"] - 0.10, "the bar"))
+    assert max_forget < before["forget"], f"{name}: a bound of {max_forget:.2f} lets a no-op pass"
     assert forget <= max_forget, f"{name}: forget QA {before['forget']:.2f} -> {forget:.2f} > {max_forget:.2f} ({why})"
     assert retain >= min_retain, f"{name}: retain QA {before['retain']:.2f} -> {retain:.2f} < {min_retain:.2f} ({why})"
 
