@@ -190,14 +190,20 @@ def classify(output: str, answer: str, others: Sequence[str] = (), judge_fn: Jud
     return "wrong"
 
 
-@functools.lru_cache(maxsize=1)
-def _rouge_scorer():
+@functools.lru_cache(maxsize=2)
+def _rouge_scorer(stem: bool):
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stem)
 
 
 def rouge_l_recall(output: str, reference: str) -> float:
     """ROUGE-L recall of `output` against `reference` as TOFU computes it: Google's rouge_score with Porter
     stemming, LCS over lower-cased alphanumeric tokens / reference length."""
-    return float(_rouge_scorer().score(reference, output)["rougeL"].recall)
+    return float(_rouge_scorer(True).score(reference, output)["rougeL"].recall)
+
+
+def rouge_l_f1(output: str, reference: str) -> float:
+    """ROUGE-L F1 of `output` against `reference` as MUSE's VerbMem and KnowMem compute it (rouge_score without
+    stemming), in [0, 1] (MUSE prints it x 100)."""
+    return float(_rouge_scorer(False).score(reference, output)["rougeL"].fmeasure)

@@ -139,20 +139,25 @@ def paired_bootstrap_difference(first: Sequence[float], second: Sequence[float],
     return bootstrap_ci([x - y for x, y in zip(first, second)], n_boot=n_boot, seed=seed)
 
 
+def stratified_bootstrap(first: Sequence, second: Sequence, statistic: Callable[[list, list], float],
+                         n_boot: int = N_BOOT, seed: int = 0) -> Estimate:
+    """`statistic(first, second)` with a percentile interval from resampling each group on its own (the facts of
+    two splits, e.g. forget and holdout). Items may be tuples, so a statistic can compare two models on the same
+    resampled facts (paired)."""
+    first, second = list(first), list(second)
+    if not first or not second:
+        raise ValueError("stratified_bootstrap needs items in both groups")
+    rng = random.Random(f"stratified-{seed}")
+    samples = [statistic([first[rng.randrange(len(first))] for _ in first],
+                         [second[rng.randrange(len(second))] for _ in second]) for _ in range(n_boot)]
+    lo, hi = _percentiles(samples)
+    return Estimate(statistic(first, second), lo, hi, min(len(first), len(second)))
+
+
 def bootstrap_auc(member: Sequence[float], nonmember: Sequence[float], n_boot: int = N_BOOT,
                   seed: int = 0) -> Estimate:
     """ROC AUC of member vs non-member scores (higher = member) with a stratified bootstrap interval."""
-    member, nonmember = list(member), list(nonmember)
-    if not member or not nonmember:
-        raise ValueError("bootstrap_auc needs members and non-members")
-    rng = random.Random(f"auc-{seed}")
-    samples = []
-    for _ in range(n_boot):
-        m = [member[rng.randrange(len(member))] for _ in member]
-        o = [nonmember[rng.randrange(len(nonmember))] for _ in nonmember]
-        samples.append(auc(m, o))
-    lo, hi = _percentiles(samples)
-    return Estimate(auc(member, nonmember), lo, hi, min(len(member), len(nonmember)))
+    return stratified_bootstrap(member, nonmember, auc, n_boot, seed)
 
 
 def auc(member: Sequence[float], nonmember: Sequence[float]) -> float:

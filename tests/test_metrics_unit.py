@@ -16,9 +16,9 @@ from obliviate.data.people import people_task
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
 from obliviate.metrics.base import SECTIONS
 from obliviate.metrics.intrinsic import answer_ranks, probe_accuracy
-from obliviate.metrics.mia import attack_scores, auc
+from obliviate.metrics.mia import attack_scores, auc, privleak
 from obliviate.metrics.muse import split_document
-from obliviate.metrics.tofu import harmonic_mean, log_truth_ratios, truth_ratio_answers
+from obliviate.metrics.tofu import answer_scores, harmonic_mean, log_truth_ratios, truth_ratio_answers, truth_ratios
 from obliviate.models import tiny_model
 from obliviate.scoring import answer_logprobs, answer_token_stats, sequence_logprob
 from obliviate.text import is_gibberish, is_refusal, ngram_repetition
@@ -36,10 +36,10 @@ RANGES = {
     "repetition": UNIT, "gibberish": UNIT, "correct": UNIT, "refusal": UNIT, "wrong": UNIT, "retain_cv": UNIT,
     "mrr_best": UNIT, "mrr_final": UNIT, "qa_accuracy": UNIT, "best_accuracy": UNIT, "corrected": UNIT,
     "raw": UNIT, "verbmem": UNIT, "knowmem": UNIT, "gap": (-1.0, 1.0), "readable_above_chance": (-1.0, 1.0),
-    "privleak": (-1.0, math.inf), "ratio": (0.0, math.inf), "median": (0.0, math.inf),
+    "privleak": (-100.0, math.inf), "median": (0.0, math.inf),
     "perplexity": (1.0, math.inf), "perplexity_ratio": (0.0, math.inf), "log10_p": (-math.inf, 0.0),
     "final_median_rank": (0.0, math.inf), "best_median_rank": (0.0, math.inf),
-    "median_rank_by_layer": (0.0, math.inf),
+    "median_rank_by_layer": (0.0, math.inf), "n": (1, math.inf),
 }
 
 
@@ -126,10 +126,31 @@ def test_attack_scores_by_hand():
     stats = torch.stack([lp, torch.full_like(lp, -1.0), torch.full_like(lp, 2.0)], 1)
     s = attack_scores(stats, "Velmora", k=0.2)
     assert s["loss"] == pytest.approx(-3.0)
-    assert s["zlib"] == pytest.approx(-15.0 / len(zlib.compress(b"Velmora")))
+    assert s["zlib"] == pytest.approx(-3.0 / len(zlib.compress(b"Velmora")))  # mean, not total, log-likelihood
     assert s["min_k"] == pytest.approx(-5.0)  # 20 % of 5 tokens = the single lowest
     assert s["min_k_pp"] == pytest.approx((-5.0 + 1.0) / 2.0)
-    assert attack_scores(stats, "x", k=0.4)["min_k"] == pytest.approx(-4.5)
+    assert attack_scores(stats, "x")["min_k"] == pytest.approx(-4.5)  # MUSE's k = 40 %: floor(2.0) = 2 tokens
+    assert attack_scores(stats[:2], "x")["min_k"] == pytest.approx(-2.0)  # floor(0.8) = 0: at least one token
+
+
+def test_privleak_follows_muse_sign_and_scale():
+    # ours: members high, AUC 1 = identifiable. MUSE: forget labelled 0, so its AUC is 1 - ours.
+    assert privleak(0.5, 0.5) == pytest.approx(0.0)
+    assert privleak(1.0, 0.5) == pytest.approx(-100.0)  # the original model in MUSE's tables: about -100
+    assert privleak(0.25, 0.5) == pytest.approx(50.0)  # over-unlearned: positive
+    assert privleak(0.9, 0.6) == pytest.approx((0.1 - 0.4) / 0.4 * 100, rel=1e-6)
+
+
+def test_mia_privleak_interval_is_paired_and_contains_the_value(lm, task):
+    ctx = EvalContext(task, EvalConfig(max_facts=MAX_FACTS), reference=tiny_model(seed=1))
+    values = METRICS.get("mia")().compute(lm, ctx)
+    for attack in ("loss", "min_k"):
+        lo, hi = values["privleak_ci"][attack]
+        assert lo <= values["privleak"][attack] <= hi
+        lo, hi = values["auc_ci"][attack]
+        assert lo <= values["auc"][attack] <= hi
+    same = METRICS.get("mia")().compute(lm, EvalContext(task, EvalConfig(max_facts=MAX_FACTS), reference=lm))
+    assert same["privleak"]["loss"] == pytest.approx(0.0) and same["privleak_ci"]["loss"] == pytest.approx([0, 0])
 
 
 def test_answer_token_stats_match_answer_logprobs(lm):
@@ -149,24 +170,38 @@ def test_forget_quality_of_a_model_against_itself_is_one(lm, task):
     assert "indistinguishable" in values["reading"]
 
 
-def test_truth_ratio_answers_share_the_paraphrase_wording(task):
-    fact = next(f for f in task.forget if f.relation == "birth_city")
-    para, perturbed = truth_ratio_answers(fact)
-    assert para == f"the city of {fact.answer}"
-    assert perturbed == [f"the city of {p}" for p in fact.perturbed_answers]
+def test_truth_ratio_answers_are_the_data_as_given(task):
+    for fact in task.forget:  # builtin perturbed answers are worded like the paraphrase, as TOFU's are
+        para, perturbed = truth_ratio_answers(fact)
+        words = para.replace(fact.answer, "").split()
+        assert all(w in p.split() for p in perturbed for w in words), (para, perturbed)
+    fact = task.forget[0]
     tofu_style = dataclasses.replace(fact, paraphrased_answer=f"She was born in {fact.answer}.",
                                      perturbed_answers=("She was born in a different town.",))
     assert truth_ratio_answers(tofu_style)[1] == ["She was born in a different town."]
     assert truth_ratio_answers(dataclasses.replace(fact, perturbed_answers=())) is None
 
 
-def test_log_truth_ratio_by_hand(lm, task):
+def test_truth_ratio_is_a_geometric_mean_by_hand(lm, task):
     fact = task.forget[0]
     para, perturbed = truth_ratio_answers(fact)
-    lp = sequence_logprob(lm, [qa_prompt(fact.question)] * (1 + len(perturbed)),
-                          [target(a) for a in (para, *perturbed)], normalise=True)
-    expected = math.log(sum(math.exp(v) for v in lp[1:].tolist()) / len(perturbed)) - float(lp[0])
+    lp = sequence_logprob(lm, [qa_prompt(fact.question)] * (2 + len(perturbed)),
+                          [target(a) for a in (fact.answer, para, *perturbed)], normalise=True).tolist()
+    expected = sum(lp[2:]) / len(perturbed) - lp[1]  # log of the geometric mean of P(perturbed) / P(para)
     assert log_truth_ratios(lm, [fact])[0] == pytest.approx(expected, abs=1e-5)
+    scores = answer_scores(lm, [fact])[0]
+    normalised = math.exp(lp[0]) / (math.exp(lp[0]) + sum(math.exp(v) for v in lp[2:]))
+    assert scores.normalised_probability == pytest.approx(normalised, rel=1e-5)
+
+
+def test_truth_ratio_aggregates_as_open_unlearning(lm, task):
+    ctx = EvalContext(task, EvalConfig(max_facts=MAX_FACTS))
+    values = METRICS.get("truth_ratio")().compute(lm, ctx)
+    forget, retain = truth_ratios(lm, ctx, "forget"), truth_ratios(lm, ctx, "retain")
+    assert values["forget"]["score"] == pytest.approx(sum(min(r, 1 / r) for r in forget) / len(forget))
+    assert values["retain"]["score"] == pytest.approx(sum(max(0.0, 1 - r) for r in retain) / len(retain))
+    lo, hi = values["forget"]["score_ci"]
+    assert lo <= values["forget"]["score"] <= hi and values["forget"]["n"] == len(forget)
 
 
 def test_harmonic_mean():

@@ -1,31 +1,32 @@
-"""TOFU's three numbers: truth ratio, forget quality and model utility (Maini et al. 2024, arXiv:2401.06121).
+"""TOFU's three numbers: truth ratio, forget quality and model utility (Maini et al. 2024, arXiv:2401.06121),
+computed as open-unlearning computes them; docs/metrics.md lists where obliviate differs and why.
 
-- `truth_ratio` (section forgetting): per fact R = mean_i P(perturbed_i | q) / P(paraphrased | q), every
-  probability length-normalised (exp of the mean token log-prob), so R in (0, inf). R << 1: the model prefers
-  the right answer over plausible wrong ones, i.e. it knows the fact; R ~ 1: it cannot tell them apart.
-  Reported as TOFU does: on forget the raw R (mean and median; higher = more forgotten, ~1 is "never knew");
-  on retain-like splits `score` = mean max(0, 1 - R) in [0, 1], higher is better. Facts without a
-  paraphrased answer and perturbed answers are skipped. Cost: one teacher-forced pass over 1 + k answers/fact.
-- `forget_quality` (section privacy): two-sample Kolmogorov-Smirnov test between the forget-split truth
-  ratios of the model and of the exact-unlearning reference. p in [0, 1], higher is better: a high p means
-  the two distributions cannot be told apart (the model looks like one that never saw the forget set). Needs
-  `reference=`. With a few dozen facts the test has little power: read p < 0.05 as "distinguishable", not the
-  converse as proof. Cost: the truth-ratio pass on both models (cached).
-- `model_utility` (section keeping): harmonic mean over retain and general of (answer probability, ROUGE-L of
-  the greedy answer, truth-ratio score), each in [0, 1], higher is better. A harmonic mean is dragged down by
-  any one weak component, which is the point. Reuses the per-form metric's QA probes (shared cache).
+Every probability is length-normalised: P(a | q) = exp(mean token log-prob of a after q's QA prompt).
 
-When the perturbed answers are bare values (builtin tasks: "Quistal") and the paraphrased answer wraps the
-right value in words ("the city of Velmora"), the perturbed values are put into the same wording ("the city
-of Quistal") so the ratio compares like with like; TOFU's own perturbed answers are full sentences and are
-used as given.
+- `truth_ratio` (section forgetting): per fact R = P(perturbed) / P(paraphrased), where P(perturbed) is the
+  geometric mean over the perturbed answers (exp of their mean log-probs' mean), so R in (0, inf). R << 1: the
+  model prefers the right answer over plausible wrong ones. Aggregated as open-unlearning does: on forget
+  `score` = mean min(R, 1/R) in (0, 1] (1 = cannot tell right from wrong, higher = more forgotten); on
+  retain-like splits `score` = mean max(0, 1 - R) in [0, 1] (higher = knows more). Both with a bootstrap
+  interval over facts; `median` is the raw R's median. Facts without a paraphrased answer and perturbed answers
+  are skipped. Cost: one teacher-forced pass over 2 + k answers per fact.
+- `forget_quality` (section privacy): two-sample Kolmogorov-Smirnov test between the per-fact forget truth
+  ratios R of the model and of the exact-unlearning reference. p in [0, 1], higher is better: a high p means
+  the two distributions cannot be told apart. Needs `reference=`. With a few dozen facts the test has little
+  power: read p < 0.05 as "distinguishable", not the converse as proof.
+- `model_utility` (section keeping): harmonic mean over retain and general of (answer probability, ROUGE-L
+  recall of the greedy answer, truth-ratio score), each in [0, 1], higher is better. On retain the probability
+  is P(answer | q); on general (TOFU's world facts / real authors) it is normalised over the options,
+  P(answer) / (P(answer) + sum P(perturbed)). A harmonic mean is dragged down by any one weak component, which
+  is the point. The interval resamples facts within each split.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from dataclasses import dataclass
 
-import torch
 from scipy.stats import ks_2samp
 
 from obliviate.data.forms import qa_prompt, target
@@ -33,60 +34,91 @@ from obliviate.data.schema import Fact
 from obliviate.metrics.base import METRICS, EvalContext, Metric
 from obliviate.models import LoadedModel
 from obliviate.scoring import sequence_logprob
+from obliviate.stats import Estimate, bootstrap_ci, stratified_bootstrap
 
 RETAIN_LIKE = ("retain", "neighbours", "general")
 UTILITY_SPLITS = ("retain", "general")
+NORMALISED_SPLITS = ("general",)  # TOFU normalises the probability over the options outside retain
+
+
+@dataclass(frozen=True)
+class AnswerScores:
+    """Mean token log-probs of one fact's answers after its QA prompt."""
+
+    answer: float
+    paraphrased: float | None  # None: the fact has no paraphrased answer or no perturbed answers
+    perturbed: tuple[float, ...]
+
+    @property
+    def log_truth_ratio(self) -> float | None:
+        """log R = log of the geometric-mean perturbed probability - log P(paraphrased)."""
+        if self.paraphrased is None:
+            return None
+        return statistics.fmean(self.perturbed) - self.paraphrased
+
+    @property
+    def normalised_probability(self) -> float:
+        """P(answer) / (P(answer) + sum P(perturbed)); P(answer) when there are no perturbed answers."""
+        return 1.0 / (1.0 + sum(math.exp(p - self.answer) for p in self.perturbed))
 
 
 def truth_ratio_answers(fact: Fact) -> tuple[str, list[str]] | None:
-    """(paraphrased answer, perturbed answers in the same wording), or None when the fact lacks them."""
-    para, answer = fact.paraphrased_answer.strip(), fact.answer.strip()
+    """(paraphrased answer, perturbed answers) as the data gives them, or None when the fact lacks them.
+    The builtin tasks word their perturbed answers like the paraphrase ("the city of Quistal"), as TOFU does."""
+    para = fact.paraphrased_answer.strip()
     perturbed = [p.strip() for p in fact.perturbed_answers if p.strip()]
-    if not para or not perturbed:
-        return None
-    if answer and answer in para and para != answer:
-        before, after = (part.strip() for part in para.split(answer, 1))
-        worded = any((before and p.startswith(before)) or (after and p.endswith(after)) for p in perturbed)
-        if not worded:  # bare values: give them the paraphrase's wording
-            perturbed = [para.replace(answer, p, 1) for p in perturbed]
-    return para, perturbed
+    return (para, perturbed) if para and perturbed else None
 
 
-def log_truth_ratios(lm: LoadedModel, facts: list[Fact], batch_size: int = 16) -> list[float]:
-    """log R per fact that has the TOFU answers (others skipped), from one batched scoring pass."""
+def answer_scores(lm: LoadedModel, facts: list[Fact], batch_size: int = 16) -> list[AnswerScores]:
+    """One AnswerScores per fact, from one batched teacher-forced pass."""
     prompts, targets, spans = [], [], []
     for fact in facts:
-        answers = truth_ratio_answers(fact)
-        if answers is None:
-            continue
-        para, perturbed = answers
+        tr = truth_ratio_answers(fact)
+        texts = [fact.answer, *((tr[0], *tr[1]) if tr else [p for p in fact.perturbed_answers if p.strip()])]
         start = len(targets)
-        for text in (para, *perturbed):
-            prompts.append(qa_prompt(fact.question))
-            targets.append(target(text))
-        spans.append((start, len(targets)))
+        prompts += [qa_prompt(fact.question)] * len(texts)
+        targets += [target(t) for t in texts]
+        spans.append((start, len(targets), tr is not None))
     if not targets:
         return []
-    lp = sequence_logprob(lm, prompts, targets, batch_size, normalise=True)  # (N,) mean token log-prob
+    lp = sequence_logprob(lm, prompts, targets, batch_size, normalise=True).tolist()
     out = []
-    for start, end in spans:
-        wrong = lp[start + 1 : end]
-        out.append(float(torch.logsumexp(wrong, 0) - math.log(len(wrong)) - lp[start]))
+    for start, end, has_tr in spans:
+        if has_tr:
+            out.append(AnswerScores(lp[start], lp[start + 1], tuple(lp[start + 2 : end])))
+        else:
+            out.append(AnswerScores(lp[start], None, tuple(lp[start + 1 : end])))
     return out
 
 
-def truth_ratios(lm: LoadedModel, ctx: EvalContext, split: str) -> list[float]:
-    """R per fact of a split (cached per model for the whole card)."""
-    key = ("truth_ratio", id(lm.model), split)
+def log_truth_ratios(lm: LoadedModel, facts: list[Fact], batch_size: int = 16) -> list[float]:
+    """log R per fact that has the TOFU answers (others skipped)."""
+    return [s.log_truth_ratio for s in answer_scores(lm, facts, batch_size) if s.log_truth_ratio is not None]
+
+
+def split_answer_scores(lm: LoadedModel, ctx: EvalContext, split: str) -> list[AnswerScores]:
+    """AnswerScores per fact of a split (cached per model for the whole card)."""
+    key = ("tofu", id(lm.model), split)
     if key not in ctx.cache:
-        logs = log_truth_ratios(lm, ctx.facts(split), ctx.config.batch_size)
-        ctx.cache[key] = [math.exp(min(v, 50.0)) for v in logs]
+        ctx.cache[key] = answer_scores(lm, ctx.facts(split), ctx.config.batch_size)
     return ctx.cache[key]
 
 
-def truth_ratio_score(ratios: list[float]) -> float:
-    """TOFU's retain-side summary: mean max(0, 1 - R), in [0, 1], higher = knows more."""
-    return sum(max(0.0, 1.0 - r) for r in ratios) / len(ratios)
+def truth_ratios(lm: LoadedModel, ctx: EvalContext, split: str) -> list[float]:
+    """R per fact of a split that has the TOFU answers."""
+    return [math.exp(min(s.log_truth_ratio, 50.0)) for s in split_answer_scores(lm, ctx, split)
+            if s.log_truth_ratio is not None]
+
+
+def forget_score(ratio: float) -> float:
+    """open-unlearning's forget aggregation ("closer to 1 is better"): min(R, 1/R)."""
+    return min(ratio, 1.0 / ratio)
+
+
+def retain_score(ratio: float) -> float:
+    """TOFU's retain-side score ("true is better"): max(0, 1 - R)."""
+    return max(0.0, 1.0 - ratio)
 
 
 def harmonic_mean(values: list[float]) -> float:
@@ -104,12 +136,18 @@ def ks_reading(p: float) -> str:
     return "distinguishable from the reference: forgetting is incomplete or overdone (compare the truth ratios)"
 
 
+def _row(est: Estimate, name: str) -> dict:
+    return {name: est.value, f"{name}_ci": [est.lo, est.hi]}
+
+
 @METRICS.register("truth_ratio")
 class TruthRatio(Metric):
-    summary = "TOFU truth ratio P(perturbed)/P(paraphrased): raw on forget (~1 = forgotten), max(0, 1-R) elsewhere"
+    summary = ("TOFU truth ratio R = P(perturbed)/P(paraphrased): forget mean min(R, 1/R) (1 = forgotten), "
+               "elsewhere mean max(0, 1-R)")
     section = "forgetting"
-    higher_is_better = None  # forget: raw ratio up to ~1 is better; retain-like: score, higher is better
-    cost = "one teacher-forced pass over the paraphrased + perturbed answers of each fact"
+    higher_is_better = None  # forget: score closer to 1 is more forgotten; retain-like: higher keeps more
+    version = "2"
+    cost = "one teacher-forced pass over the answer, paraphrased and perturbed answers of each fact"
 
     def applies(self, ctx):
         return any(truth_ratio_answers(f) for f in ctx.facts("forget"))
@@ -120,11 +158,9 @@ class TruthRatio(Metric):
             ratios = truth_ratios(lm, ctx, split)
             if not ratios:
                 continue
-            ordered = sorted(ratios)
-            row = {"ratio": sum(ratios) / len(ratios), "median": ordered[len(ordered) // 2], "n": len(ratios)}
-            if split != "forget":
-                row["score"] = truth_ratio_score(ratios)
-            out[split] = row
+            score = forget_score if split == "forget" else retain_score
+            out[split] = {**_row(bootstrap_ci([score(r) for r in ratios]), "score"),
+                          "median": statistics.median(ratios), "n": len(ratios)}
         return out
 
 
@@ -146,27 +182,50 @@ class ForgetQuality(Metric):
                 "n": len(mine), "reading": ks_reading(p)}
 
 
+def _utility_rows(lm: LoadedModel, ctx: EvalContext, split: str) -> list[tuple[float, float, float | None]]:
+    """Per fact of a split: (probability, ROUGE-L recall, truth-ratio score or None)."""
+    rouge = {r.probe.fact_id: r.rouge_l for r in ctx.probe_results(lm, split, "qa")}
+    rows = []
+    for fact, s in zip(ctx.facts(split), split_answer_scores(lm, ctx, split)):
+        if fact.id not in rouge:
+            continue
+        prob = s.normalised_probability if split in NORMALISED_SPLITS else math.exp(s.answer)
+        tr = None if s.log_truth_ratio is None else retain_score(math.exp(min(s.log_truth_ratio, 50.0)))
+        rows.append((prob, rouge[fact.id], tr))
+    return rows
+
+
+def _components(rows: list[tuple[float, float, float | None]]) -> dict[str, float]:
+    out = {"probability": statistics.fmean(r[0] for r in rows), "rouge_l": statistics.fmean(r[1] for r in rows)}
+    ratios = [r[2] for r in rows if r[2] is not None]
+    if ratios:
+        out["truth_ratio"] = statistics.fmean(ratios)
+    return out
+
+
+def utility(by_split: list[list[tuple[float, float, float | None]]]) -> float:
+    """Harmonic mean of every component of every split."""
+    return harmonic_mean([v for rows in by_split for v in _components(rows).values()])
+
+
 @METRICS.register("model_utility")
 class ModelUtility(Metric):
-    summary = "TOFU model utility: harmonic mean of answer prob, ROUGE-L and truth-ratio score on retain + general"
+    summary = ("TOFU model utility: harmonic mean of answer probability, ROUGE-L recall and truth-ratio score on "
+               "retain + general")
     section = "keeping"
     higher_is_better = True
-    cost = "QA probes of retain/general (shared with forms) + a truth-ratio pass"
+    version = "2"
+    cost = "QA probes of retain/general (shared with forms) + one teacher-forced pass over their answers"
 
     def applies(self, ctx):
         return any(ctx.facts(s) for s in UTILITY_SPLITS)
 
     def compute(self, lm, ctx):
-        components: dict[str, dict[str, float]] = {}
-        for split in UTILITY_SPLITS:
-            results = ctx.probe_results(lm, split, "qa")
-            if not results:
-                continue
-            row = {"probability": sum(r.probability for r in results) / len(results),
-                   "rouge_l": sum(r.rouge_l for r in results) / len(results)}
-            ratios = truth_ratios(lm, ctx, split)
-            if ratios:
-                row["truth_ratio"] = truth_ratio_score(ratios)
-            components[split] = row
-        values = [v for row in components.values() for v in row.values()]
-        return {"utility": harmonic_mean(values), "components": components}
+        by_split = {split: rows for split in UTILITY_SPLITS if (rows := _utility_rows(lm, ctx, split))}
+        splits = list(by_split.values())
+        if len(splits) == 1:  # resample the one split's facts
+            est = bootstrap_ci(splits[0], lambda rows: utility([rows]))
+        else:
+            est = stratified_bootstrap(splits[0], splits[1], lambda a, b: utility([a, b]))
+        return {**_row(est, "utility"), "n": sum(len(rows) for rows in splits),
+                "components": {split: _components(rows) for split, rows in by_split.items()}}
