@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -462,7 +463,14 @@ def _loop(lm, objective, ctx, wrapped, model, optimizer, scaler, accelerator, fo
 
     watch = (watch or watch_prompts(retain)) if config.gibberish_every and start < config.steps else []
     if watch and in_eval_mode(lambda m: _gibberish(m, watch))[1] < 0.5:
-        watch = []  # most answers were not words before training (a random test model): nothing to watch
+        # most answers were not words before training (e.g. an instruct model ends a plain QA prompt at once):
+        # watch neutral openings instead; a model that continues those in no words (a random test model) is
+        # not watched, and the user is told
+        neutral = watch_prompts(None)
+        watch = neutral if in_eval_mode(lambda m: _gibberish(m, neutral))[1] >= 0.5 else []
+        if not watch:
+            warnings.warn(f"{description}: the collapse watch is off: the model answers its prompts in no words "
+                          "even before training", stacklevel=2)
     good = (start, _snapshot(model)) if watch else None
 
     def collapsed(what: str, step: int) -> TrainingCollapseError:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.hooks import capture, decoder_layers
+from obliviate.hooks import block_path, capture
 from obliviate.models import LoadedModel, cache_dir
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import encode_pairs
@@ -115,14 +115,10 @@ def mean_keys(lm: LoadedModel, layer: int, texts_per_edit: list[list[str]], subj
     return torch.stack(out, 1)
 
 
-def down_proj(lm: LoadedModel, layer: int) -> torch.nn.Linear:
-    """The MLP output projection W of block `layer` (Llama `mlp.down_proj`; GPT-2 style `mlp.c_proj`)."""
-    _, blocks = decoder_layers(lm.model)
-    mlp = blocks[layer].mlp
-    for name in ("down_proj", "c_proj", "fc_out", "dense_4h_to_h"):
-        if hasattr(mlp, name):
-            return getattr(mlp, name)
-    raise ConfigError(f"block {layer} has no MLP output projection (looked for down_proj, c_proj, fc_out)")
+def down_proj(lm: LoadedModel, layer: int) -> torch.nn.Module:
+    """The MLP output projection W of block `layer`, named by `hooks.LAYOUTS` (Llama `mlp.down_proj`, GPT-2
+    `mlp.c_proj`, Phi `mlp.fc2`, GPT-NeoX `mlp.dense_4h_to_h`...)."""
+    return lm.model.get_submodule(block_path(lm.model, layer, "mlp_out"))
 
 
 # ---- the generic corpus and key statistics -------------------------------------------------------------------

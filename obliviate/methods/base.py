@@ -152,9 +152,14 @@ def target_lengths(pairs: EncodedPairs) -> torch.Tensor:
     return pairs.target_mask[:, 1:].sum(-1).clamp(min=1)
 
 
+def npo_rows(log_ratio: torch.Tensor, beta: float) -> torch.Tensor:
+    """NPO per row (Zhang et al. 2024, arXiv:2404.05868, Eq. 3): (2/β) · log(1 + (π/π_ref)^β) = -(2/β) logσ(-β·r)."""
+    return -(2.0 / beta) * torch.nn.functional.logsigmoid(-beta * log_ratio)
+
+
 def npo_loss(log_ratio: torch.Tensor, beta: float) -> torch.Tensor:
-    """NPO (Zhang et al. 2024, arXiv:2404.05868, Eq. 3): (2/β) · mean log(1 + (π/π_ref)^β) = -(2/β) logσ(-β·r)."""
-    return -(2.0 / beta) * torch.nn.functional.logsigmoid(-beta * log_ratio).mean()
+    """NPO's loss: the mean of `npo_rows` over the batch."""
+    return npo_rows(log_ratio, beta).mean()
 
 
 def retain_kl(ctx: TrainContext, pairs: EncodedPairs) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from obliviate.errors import ConfigError
 from obliviate.hooks import capture, mlp_out, n_layers
 from obliviate.methods._common import pairs_logprob
-from obliviate.methods.base import METHODS, Method, MethodConfig
+from obliviate.methods.base import METHODS, Method, MethodConfig, npo_rows
 from obliviate.scoring import EncodedPairs
 from obliviate.train import process_mean
 
@@ -108,7 +108,7 @@ class KLUE(Method):
         c = self.config
         lp, known = self._logprob(ctx, batch.forget)
         ratio = lp - batch.forget_ref_logprob
-        per_row = -(2.0 / c.beta) * torch.nn.functional.logsigmoid(-c.beta * ratio)  # NPO per row, as npo_loss
+        per_row = npo_rows(ratio, c.beta)
         forget = process_mean((per_row * known).sum(), known.sum())  # still-known rows only
         loss, logs = forget, {"npo": forget.item(), "known_rows": known.float().mean().item()}
         if c.retain_weight and batch.retain is not None:

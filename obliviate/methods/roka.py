@@ -36,8 +36,8 @@ class ROKA(Method):
     paper = "Shin et al. 2026, Robust Knowledge Unlearning against Adversaries (ROKA), arXiv:2603.00436"
     Config = ROKAConfig
     needs_retain = True
-    keep_split = "neighbours+retain"
-    single_process = "it projects each process's own forget gradient, and a projection of a sum is not a sum of projections"  # neighbours alone: they heal to 1.00 while retain falls to 0.47
+    keep_split = "neighbours+retain"  # neighbours alone: they heal to 1.00 while retain falls to 0.47
+    single_process = "it projects each process's own forget gradient, and a projection of a sum is not a sum of projections"
     needs_reference_logprobs = True
     default_steps = 20
     default_lr = 2e-5

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from obliviate.concepts import VECTORS_PER_CONCEPT, concept_tokens, find_concept_vectors, projection_basis
 from obliviate.data.schema import Fact
-from obliviate.hooks import decoder_layers
+from obliviate.hooks import n_layers, value_vectors
 from obliviate.metrics.base import METRICS, EvalContext, Metric
 from obliviate.models import LoadedModel
 
@@ -47,10 +47,9 @@ def concept_locations(lm: LoadedModel, facts: list[Fact], n: int = N_VECTORS) ->
 
 
 @torch.no_grad()
-def value_vectors(lm: LoadedModel, locations: list[tuple[int, int]]) -> torch.Tensor:
-    """(n, d): the value vectors at `locations` (layer, column of down_proj)."""
-    _, blocks = decoder_layers(lm.model)
-    return torch.stack([blocks[layer].mlp.down_proj.weight[:, col].float().cpu() for layer, col in locations])
+def vectors_at(lm: LoadedModel, locations: list[tuple[int, int]]) -> torch.Tensor:
+    """(n, d): the value vectors at `locations` (layer, column of the MLP output weight)."""
+    return torch.stack([value_vectors(lm.model, layer)[:, col].float().cpu() for layer, col in locations])
 
 
 @torch.no_grad()
@@ -63,7 +62,7 @@ def _top_tokens(lm: LoadedModel, vectors: torch.Tensor, k: int) -> torch.Tensor:
 
 def vector_drift(before: LoadedModel, after: LoadedModel, locations: list[tuple[int, int]]) -> dict[str, float]:
     """Cosine, drift, relative L2 and top-token Jaccard of the same value vectors in two models (means)."""
-    vb, va = value_vectors(before, locations), value_vectors(after, locations)  # (n, d) each
+    vb, va = vectors_at(before, locations), vectors_at(after, locations)  # (n, d) each
     cosine = F.cosine_similarity(va, vb, dim=1)  # (n,); 0 when either is zero (eps-clamped norm)
     k = min(TOP_K, before.model.get_output_embeddings().weight.shape[0] // 10)
     tb, ta = _top_tokens(before, vb, k), _top_tokens(after, va, k)
@@ -98,4 +97,4 @@ class ConceptDrift(Metric):
 
 
 def _mlp_shapes(lm: LoadedModel) -> list[torch.Size]:
-    return [block.mlp.down_proj.weight.shape for block in decoder_layers(lm.model)[1]]
+    return [value_vectors(lm.model, layer).shape for layer in range(n_layers(lm.model))]
