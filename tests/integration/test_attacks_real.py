@@ -20,7 +20,7 @@ from obliviate.unlearn import unlearn
 
 pytestmark = pytest.mark.slow
 
-BUDGET = Budget(steps=10, samples=8, seconds=300.0, max_facts=12)  # samples: prompts / settings / scales per fact
+BUDGET = Budget(steps=10, samples=4, seconds=300.0, max_facts=12)  # samples: prompts / settings / scales per fact
 RECOVERING = [name for name, cls in ATTACKS.items() if cls.recovers]
 REAL_BUDGET = Budget(steps=10, samples=4, seconds=300.0, max_facts=60)
 REAL_ATTACKS = ["in_context", "form_change", "trace_detection"]  # ~2.5 min each: 60 facts x 2 runs

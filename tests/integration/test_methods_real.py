@@ -1,16 +1,18 @@
-"""Every unlearning method on the real SmolLM2 (slow; about 10 minutes on 2 idle CPU cores, taught model cached).
+"""Every unlearning method on the real SmolLM2 (slow).
 
-Gradient methods, `task_vector`, `in_context` and `rocr` run on the model taught builtin:people "small"
-(forget10: 12 facts of 2 people). Each must bring forget QA accuracy to at most half of the taught model's
-while retain QA accuracy stays within 10 points, unless `EXPECT` below records what the method reaches
-instead and why. `rocr` and `concept_ablation` also run on real facts the default model knows
-(builtin:realfacts), which is the setting they were designed for.
+Gradient methods, `task_vector`, `in_context`, `rocr` and `edit_redirect` run on the model taught
+builtin:people "small" (forget10: 12 facts of 2 people; the taught model answers 0.92 of them and 0.94 of the 72
+retain facts as plain QA). Each must bring forget QA accuracy to at most half of the taught model's while
+retain QA accuracy stays within 10 points, unless `EXPECT` below records what the method reaches instead and
+why. `rocr` and `concept_ablation` also run on real facts the default model knows (builtin:realfacts), the
+setting they were designed for.
+
+CI runs the core gradient methods (CORE, ~50 s each on 2 cores) and the cheap training-free ones; every other
+method is marked `benchmark` (`pytest -m benchmark tests/integration/test_methods_real.py`, ~20 min): the same
+assertions, left out of CI for time. Measured 2026-12-06 on one run of this whole file (-s prints each line).
 
 Budgets are short on purpose (CPU); each method gets its own steps/lr where the defaults are too timid
 for 20 steps. A failure here means a method no longer forgets (or forgets everything) at its budget.
-
-Hyperparameters were tuned on this setting (2026-11-29); `EXPECT` holds the methods that still cannot reach
-the bar on a 135M model, with what they reach asserted instead and the reason.
 """
 
 import pytest
@@ -39,31 +41,44 @@ BUDGET: dict[str, tuple[int, float, dict] | None] = {
     "catnip": (20, 2.5e-6, {}),
     "rmu": (20, 1e-3, {}),
     "advga": (20, 1e-4, {}),
-    "advnpo": (20, 5e-5, {}),
+    "advnpo": (20, 1e-4, {}),  # 5e-5 left forget QA at 0.83 on the 10-epoch taught model
     "lat": (20, 2e-5, {}),
     "tru": (20, 2e-5, {}),
     "icu": (20, 1e-5, {}),
     "roka": (20, 2e-5, {}),
     "klue": (20, 1e-3, {}),
-    "wpn": (20, 2e-5, {}),
+    "wpn": (20, 5e-5, {}),  # 2e-5 left forget QA at 0.67 on the 10-epoch taught model
     "bild": (20, 2e-5, {}),
 }
+CORE = {"ga", "npo", "rmu"}  # graddiff: test_spine_real
 # Methods that cannot reach the bar on this 135M model: (forget QA at most, retain QA at least) that they do
-# reach, measured on 2026-11-29 with one idle-machine run of this file, and why they cannot do better.
+# reach, measured on 2026-12-06, and why they cannot do better.
 EXPECT: dict[str, tuple[float, float, str]] = {
-    "bild": (0.75, 0.70, "its teacher is the original model told to refuse, and SmolLM2-135M ignores the "
-                         "instruction (its instructed teacher still answers), so there is nothing to distil"),
-    "in_context": (0.17, 0.35, "forgets (0.75 -> 0.17), but the refusal demonstrations make the 135M model "
-                               "refuse retain questions too (0.85 -> 0.39)"),
-    "rocr": (0.75, 0.75, "taught people's facts live where fine-tuning put them, not in the subject keys it edits"),
+    "in_context": (0.67, 0.75, "forgets part (0.92 -> 0.58): the 135M model follows the refusal demonstrations "
+                               "only sometimes, and they cost retain too (0.94 -> 0.83)"),
+    "rocr": (0.75, 0.90, "removes 2 of 12 taught facts (0.92 -> 0.75): taught people's facts live where fine-tuning "
+                         "put them, not only in the subject keys it edits"),
+    "rocr[realfacts]": (0.25, 0.80, "removes every fact of the 3 edited subjects (1.00 -> 0.00) but costs other "
+                                    "known facts' plain QA (1.00 -> 0.86)"),
     "concept_ablation[realfacts]": (0.25, 0.70, "real facts are spread over many value vectors: the answers' top "
                                                 "16 vectors also carry other facts (8 remove nothing, 64 remove both)"),
-    "in_context[realfacts]": (1.0, 0.8, "SmolLM2-135M answers known facts whatever the refusal instruction "
-                                        "says (forget 1.00 -> 1.00), and the prefix still costs retain (0.83)"),
+}
+# Methods that do not forget at all on this model (a bound they reach would let a no-op pass): expected to fail.
+DOES_NOT_FORGET = {
+    "bild": "its teacher is the original model told to refuse, and SmolLM2-135M ignores the instruction (its "
+            "instructed teacher still answers), so there is nothing to distil (forget QA 0.92 -> 0.92)",
 }
 
 
-TRAINING_FREE_ON_PEOPLE = ["task_vector", "in_context", "rocr", "edit_redirect"]
+def _marked(name: str, core: bool) -> object:
+    marks = [] if core else [pytest.mark.benchmark]
+    if name in DOES_NOT_FORGET:
+        marks.append(pytest.mark.xfail(strict=True, reason=DOES_NOT_FORGET[name]))
+    return pytest.param(name, marks=marks)
+
+
+TRAINING_FREE_ON_PEOPLE = [_marked("task_vector", True), _marked("in_context", True), _marked("rocr", True),
+                           _marked("edit_redirect", False)]  # edit_redirect: ~3 min, covered by test_editing_real
 
 
 def qa_accuracy(lm: LoadedModel, facts) -> float:
@@ -98,7 +113,7 @@ def _check(name: str, lm: LoadedModel, task: Task, before: dict[str, float]) -> 
     assert retain >= min_retain, f"{name}: retain QA {before['retain']:.2f} -> {retain:.2f} < {min_retain:.2f} ({why})"
 
 
-@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if not m.training_free])
+@pytest.mark.parametrize("name", [_marked(n, n in CORE) for n, m in METHODS.items() if not m.training_free])
 def test_gradient_method_forgets_and_keeps(name, taught, task, before):
     budget = BUDGET.get(name)
     if budget is None:
@@ -143,7 +158,9 @@ def real() -> tuple[LoadedModel, Task]:
     return lm, Task("realfacts-known", forget=forget, retain=retain).validate()
 
 
-@pytest.mark.parametrize("name", ["rocr", "concept_ablation", "in_context"])
+@pytest.mark.parametrize("name", ["rocr", "concept_ablation", pytest.param("in_context", marks=pytest.mark.xfail(
+    strict=True, reason="SmolLM2-135M answers known real facts whatever the refusal instruction says (forget QA "
+                        "1.00 -> 1.00 on 2026-11-29); in-context unlearning needs a model that follows instructions"))])
 def test_training_free_method_on_real_facts(name, real):
     lm, task = real
     start = {"forget": qa_accuracy(lm, task.forget), "retain": qa_accuracy(lm, task.retain)}

@@ -27,7 +27,7 @@ def test_base_model_does_not_know_the_invented_people(base, people):
 
 
 def test_taught_model_knows_the_facts(taught_card):
-    # measured: forget QA 0.75 (9 of 12), retain QA 0.85
+    # measured 2026-12-06 on all facts (test_methods_real): forget QA 0.92 (11 of 12), retain QA 0.94 (of 72)
     assert taught_card.value("forms", "forget", "qa", "accuracy") >= 0.7
     assert taught_card.value("forms", "retain", "qa", "accuracy") >= 0.8
     # wordings never taught still work: cloze and paraphrase (chance ~0), multiple choice (chance 0.25)
@@ -44,7 +44,8 @@ def test_reference_model_never_learned_the_forget_split(reference, people, taugh
     assert card.value("forms", "retain", "qa", "accuracy") >= 0.7
 
 
-@pytest.mark.parametrize("method", ["npo", "graddiff"])
+# ~50 s each: npo is left to the benchmark run (test_methods_real asserts the same bar for it in CI)
+@pytest.mark.parametrize("method", [pytest.param("npo", marks=pytest.mark.benchmark), "graddiff"])
 def test_unlearning_halves_forget_accuracy_and_keeps_retain(method, taught, people, taught_card):
     run = unlearn(copy_model(taught), people, method)
     card = evaluate(run.lm, people, ["forms"], config=EvalConfig(max_facts=40, forms=("qa",)))
