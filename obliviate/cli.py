@@ -40,17 +40,22 @@ def _examples(*lines: str) -> str:
     return "\n\n**Examples**\n\n" + "\n\n".join(f"    {line}" for line in lines)
 
 
-@app.command(help="End to end on the embedded default model: teach → unlearn (NPO) → forget cards side by side."
-             + _examples("obliviate demo", "obliviate demo --method graddiff --steps 30"))
+@app.command(help="End to end on the embedded default model: unlearn real facts it knows → forget card → attacks "
+                  "against a control → report (a few minutes); --task people teaches fictitious people first."
+             + _examples("obliviate demo", "obliviate demo --method graddiff --steps 30",
+                         "obliviate demo --task people"))
 def demo(
     out: OutOpt = None,
     method: Annotated[str, typer.Option(help="Unlearning method.")] = "npo",
     steps: Annotated[int | None, typer.Option(help="Unlearning steps (default: the method's tuned value).")] = None,
-    config: Annotated[str, typer.Option(help="builtin:people size: test, small or benchmark.")] = "small",
+    config: Annotated[str, typer.Option(help="With --task people: builtin:people size (test, small, benchmark).")] = "small",
+    task: Annotated[str, typer.Option(help="realfacts: unlearn real facts the model knows, then attack (no "
+                                           "teaching); people: teach fictitious people first (exact reference).")] = "realfacts",
+    forget: Annotated[int, typer.Option(help="With --task realfacts: how many known facts to forget.")] = 20,
 ) -> None:
     from obliviate.pipeline import run_demo
 
-    run_demo(out, method=method, steps=steps, people_config=config)
+    run_demo(out, method=method, steps=steps, people_config=config, task=task, n_forget=forget)
 
 
 @app.command(help="Teach a model the builtin:people facts (cached); with --reference, the exact-unlearning reference."

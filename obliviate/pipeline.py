@@ -113,7 +113,48 @@ def run_eval(model: str, task_spec: str, reference: str | None, original: str | 
     return card
 
 
-def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, people_config: str = "small") -> Path:
+DEMO_ATTACKS = ["in_context", "form_change"]  # the two recovering attacks that fit the demo's few minutes
+
+
+def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, people_config: str = "small",
+             task: str = "realfacts", n_forget: int = 20) -> Path:
+    """The whole pitch in one run. Default: real facts the default model knows are unlearned (through every
+    direct form, the chat template included), then the forget card, two attacks against the holdout control and
+    the report. `task="people"`: teach fictitious people (cached), unlearn forget10, cards side by side."""
+    if task == "people":
+        return _people_demo(out, method, steps, people_config)
+    if task != "realfacts":
+        raise ConfigError(f"demo --task is realfacts or people, got {task!r}")
+    from obliviate.attacks import Budget
+    from obliviate.audit import AuditConfig, audit
+    from obliviate.data.forms import direct_forms
+
+    started = time.perf_counter()
+    out = Path(out) if out else new_run_dir(prefix="demo")
+    base = load_model("default")
+    task_spec = f"builtin:realfacts:forget{n_forget}"
+    the_task = load_task(task_spec, base)
+    console.print(f"[bold]task[/bold] {task_spec}: forget {len(the_task.forget)} facts the model knows, keep "
+                  f"{len(the_task.neighbours)} neighbours and {len(the_task.retain)} other known facts; control: "
+                  f"{len(the_task.holdout)} facts it never knew")
+    m = make_method(method)
+    forms = direct_forms(base.tokenizer)
+    train = TrainConfig(steps=steps or m.default_steps, lr=m.default_lr)
+    run = unlearn(copy_model(base), the_task, m, train=train, forms=forms)
+    run.save(out)
+    console.print(f"[green]unlearned[/green] with {method} on {', '.join(forms)} in {run.seconds:.0f} s")
+    config = AuditConfig(metrics=["forms"], attacks=DEMO_ATTACKS, budget=Budget(samples=4, max_facts=n_forget),
+                         max_facts=2 * n_forget)
+    audit(run.lm, base, the_task, out, config=config)
+    print_cards({label: Card.load(out / "cards" / f"{label}.json") for label in ("original", "unlearned")})
+    seconds = time.perf_counter() - started
+    write_json(out / "demo.json", {"task": task_spec, "method": method, "forms": list(forms), "steps": run.steps,
+                                   "seconds": seconds, "audit": str(out / "audit.json"), "environment": environment()})
+    console.print(f"[green]done[/green] in {seconds / 60:.1f} min → {out / 'report.html'}")
+    return out
+
+
+def _people_demo(out: Path | None, method: str, steps: int | None, people_config: str) -> Path:
     """Teach a small people task (cached), unlearn forget10, and show four forget cards side by side."""
     started = time.perf_counter()
     out = Path(out) if out else new_run_dir(prefix="demo")

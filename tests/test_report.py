@@ -178,6 +178,21 @@ def test_verdict_flags_a_form_that_still_answers(tmp_path):
     assert v.leak is None and v.level == "good"
 
 
+def test_verdict_reads_the_form_in_which_the_original_shows_its_knowledge(tmp_path):
+    """An instruct model answers real facts through its chat template, rarely as plain QA: the verdict must read
+    chat (forgot 0.9 -> 0.3, kept 0.9 -> 0.85), not QA (0.25 -> 0, "kept 0 %" of a retain QA it never had)."""
+    def card(label, forget_qa, forget_chat, retain_qa, retain_chat):
+        forms = {"forget": {"qa": _row(forget_qa), "chat": _row(forget_chat)},
+                 "retain": {"qa": _row(retain_qa), "chat": _row(retain_chat)}}
+        return Card(label, "t", {"forms": {"values": forms, "section": "forgetting", "higher_is_better": None,
+                                           "version": "2", "seconds": 0.0}})
+    card("o", 0.25, 0.9, 0.05, 0.9).save(tmp_path / "cards" / "original.json")
+    card("m", 0.0, 0.3, 0.0, 0.85).save(tmp_path / "cards" / "m.json")
+    v = verdict(read_run(tmp_path), "m")
+    assert v.form == "chat" and v.headline.startswith("forgot 67 % of forget chat")
+    assert abs(v.kept - 0.85 / 0.9) < 1e-9 and "kept 94 % of retain" in v.headline
+
+
 def test_report_needs_a_card(tmp_path):
     with pytest.raises(ConfigError, match="no forget card"):
         render_report(tmp_path)

@@ -18,6 +18,7 @@ from typing import Any
 
 from obliviate.report import plots
 from obliviate.report.markdown import (
+    HEADLINE_FORMS,
     RunFiles,
     Verdict,
     card_splits,
@@ -25,6 +26,7 @@ from obliviate.report.markdown import (
     estimate,
     fmt,
     forms_rows,
+    headline_form,
     interval,
     keep_split,
     metric_rows,
@@ -275,13 +277,15 @@ def figures(files: RunFiles) -> dict[str, bytes]:
     """PNG bytes of every figure the run's files allow."""
     out: dict[str, bytes] = {}
     points = []
+    original = files.cards.get(files.original) if files.original else None
+    form = headline_form(original or next(iter(files.cards.values())), original) if files.cards else "qa"
     for label, card in files.cards.items():
         split = keep_split(card)
-        forget = qa_accuracy(card, "forget")
+        forget = qa_accuracy(card, "forget", form)
         if forget is not None and split:
-            points.append(plots.Point(label, forget, qa_accuracy(card, split), files.role(label),
-                                      forget_ci=card.value("forms", "forget", "qa", "accuracy_ci"),
-                                      utility_ci=card.value("forms", split, "qa", "accuracy_ci")))
+            points.append(plots.Point(label, forget, qa_accuracy(card, split, form), files.role(label),
+                                      forget_ci=card.value("forms", "forget", form, "accuracy_ci"),
+                                      utility_ci=card.value("forms", split, form, "accuracy_ci")))
     if files.bench and any(r.get("sweep_value") is not None for r in files.bench["rows"]):
         points = [p for p in points if p.role != "unlearned"]
         points += [plots.Point(r["label"], r["forget_qa"], r["keep_qa"], "unlearned",
@@ -289,7 +293,8 @@ def figures(files: RunFiles) -> dict[str, bytes]:
                    for r in files.bench["rows"] if r.get("forget_qa") is not None and r.get("keep_qa") is not None]
     if points:
         keep = next((keep_split(c) for c in files.cards.values() if keep_split(c)), "retain")
-        out["pareto"] = plots.pareto(points, y_label=f"{keep} QA accuracy")
+        out["pareto"] = plots.pareto(points, x_label=f"forget {HEADLINE_FORMS[form]} accuracy",
+                                     y_label=f"{keep} {HEADLINE_FORMS[form]} accuracy")
     if len(files.attacks) == 1:
         attacks = next(iter(files.attacks.values()))
         above = {n: estimate(r["above_control"]) for n, r in attacks.get("results", {}).items()
@@ -327,16 +332,16 @@ def tiles_html(v: Verdict) -> str:
     """The verdict's numbers as large tiles, each coloured by whether it is good news."""
     tiles = []
     if v.forgot is not None:
-        tiles.append(("forgotten (forget QA)", pct(v.forgot),
+        tiles.append((f"forgotten (forget {HEADLINE_FORMS[v.form]})", pct(v.forgot),
                       "good" if v.forgot >= 0.85 else "mixed" if v.forgot >= 0.5 else "bad"))
     if v.kept is not None:
-        tiles.append((f"kept ({v.keep_split} QA)", pct(v.kept), "good" if v.kept >= 0.9 else "mixed" if v.kept >= 0.8 else "bad"))
+        tiles.append((f"kept ({v.keep_split} {HEADLINE_FORMS[v.form]})", pct(v.kept), "good" if v.kept >= 0.9 else "mixed" if v.kept >= 0.8 else "bad"))
     if v.worst and v.worst[1] is not None:
         est = v.worst[1]
         tiles.append((f"worst attack above control ({v.worst[0] or '–'}), 95 % CI {interval(est)}",
                       f"{est.value * 100:+.0f} %", "bad" if est.lo > 0 else "good"))
     if v.broken:
-        tiles.append(("gibberish answers to forget QA", pct(v.broken), "mixed" if v.broken >= 0.5 else "good"))
+        tiles.append((f"gibberish answers to forget {HEADLINE_FORMS[v.form]}", pct(v.broken), "mixed" if v.broken >= 0.5 else "good"))
     if v.leak is not None:
         tiles.append((f"leakiest form ({v.leak[0]}) above control", interval(v.leak[1]), "mixed"))
     if not tiles:

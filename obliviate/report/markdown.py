@@ -122,6 +122,20 @@ def qa_accuracy(card: Card, split: str, form: str = "qa") -> float | None:
     return card.value("forms", split, form, "accuracy")
 
 
+HEADLINE_FORMS = {"qa": "QA", "chat": "chat"}  # the direct questions a verdict may rest on, and their names
+
+
+def headline_form(card: Card, original: Card | None = None) -> str:
+    """The direct form the verdict rests on: the one in which the original (else this model) answers the most
+    forget facts, QA on a tie. An instruct model asked through its chat template shows far more of what it knows
+    than plain QA does (SmolLM2 on real facts: 0.85 vs 0.25), so a QA-only verdict would judge knowledge the
+    model never showed in that form ("kept 0 % of retain" when chat kept 97 %)."""
+    source = original or card
+    scores = {f: qa_accuracy(source, "forget", f) for f in HEADLINE_FORMS if qa_accuracy(card, "forget", f) is not None}
+    scores = {f: x for f, x in scores.items() if x is not None}
+    return max(scores, key=lambda f: (scores[f], f == "qa")) if scores else "qa"
+
+
 def keep_split(card: Card) -> str | None:
     """The split that stands for 'what must be kept': retain, else neighbours, else general."""
     return next((s for s in KEEP_SPLITS if qa_accuracy(card, s) is not None), None)
@@ -132,15 +146,16 @@ class Verdict:
     """The one-line answer: did it forget, what did it cost, does it come back? Every claim rests on an interval."""
 
     label: str
-    forgot: float | None = None  # share of the original's forget-QA accuracy that is gone
+    form: str = "qa"  # the direct form every number below is read in (headline_form)
+    forgot: float | None = None  # share of the original's forget accuracy (in `form`) that is gone
     kept: float | None = None  # unlearned / original accuracy on the keep split (capped at 1)
     keep_split: str | None = None
-    forget_control: Estimate | None = None  # forget QA minus the control (reference, else holdout), with its CI
+    forget_control: Estimate | None = None  # forget minus the control (reference, else holdout), with its CI
     control_kind: str | None = None
     worst: tuple[str | None, Estimate | None] | None = None  # (attack, above-control estimate) from attacks.json
     leak: tuple[str, Estimate] | None = None  # the untrained form still above its control, if any
     broken: float | None = None  # share of gibberish among the answers to forget questions
-    neighbours_kept: float | None = None  # unlearned / original QA accuracy on the neighbour split
+    neighbours_kept: float | None = None  # unlearned / original accuracy on the neighbour split
     n_forget: int | None = None
     level: str = "mixed"  # good / mixed / bad
     headline: str = ""
@@ -189,23 +204,25 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     """Judge the unlearned model `label` against the original, its controls and its attacks."""
     card = files.cards[label]
     orig = files.cards.get(files.original) if files.original else None
-    v = Verdict(label)
-    now = qa_accuracy(card, "forget")
-    before = qa_accuracy(orig, "forget") if orig else None
+    form = headline_form(card, orig)
+    v = Verdict(label, form)
+    name = HEADLINE_FORMS[form]
+    now = qa_accuracy(card, "forget", form)
+    before = qa_accuracy(orig, "forget", form) if orig else None
     # Shares are relative to what the original knew; when it knew nothing there is nothing to measure.
     if now is not None and not (orig and not before):
         v.forgot = max(0.0, 1 - now / before if before else 1 - now)
-    v.n_forget = card.value("forms", "forget", "qa", "n")
-    v.control_kind, v.forget_control = _control_of(card, "qa")
-    outcomes = card.value("forms", "forget", "qa", "outcomes") or {}
+    v.n_forget = card.value("forms", "forget", form, "n")
+    v.control_kind, v.forget_control = _control_of(card, form)
+    outcomes = card.value("forms", "forget", form, "outcomes") or {}
     if outcomes:
         v.broken = outcomes.get("gibberish", 0.0)
     v.keep_split = keep_split(card)
-    kept_before = qa_accuracy(orig, v.keep_split) if orig and v.keep_split else None
+    kept_before = qa_accuracy(orig, v.keep_split, form) if orig and v.keep_split else None
     if v.keep_split and not (orig and not kept_before):
-        v.kept = _ratio(qa_accuracy(card, v.keep_split), kept_before)
-    if v.keep_split != "neighbours" and orig and qa_accuracy(orig, "neighbours"):
-        v.neighbours_kept = _ratio(qa_accuracy(card, "neighbours"), qa_accuracy(orig, "neighbours"))
+        v.kept = _ratio(qa_accuracy(card, v.keep_split, form), kept_before)
+    if v.keep_split != "neighbours" and orig and qa_accuracy(orig, "neighbours", form):
+        v.neighbours_kept = _ratio(qa_accuracy(card, "neighbours", form), qa_accuracy(orig, "neighbours", form))
     attacks = files.attacks.get(label)
     if attacks:
         worst = attacks.get("worst_case", {})
@@ -216,13 +233,14 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     if leaks:
         est, form = max(leaks, key=lambda x: x[0].value)
         v.leak = (form, est)
-    parts = [f"forgot {pct(v.forgot)} of forget QA" if v.forgot is not None else f"forget QA accuracy {pct(now)}"]
+    parts = [f"forgot {pct(v.forgot)} of forget {name}" if v.forgot is not None
+             else f"forget {name} accuracy {pct(now)}"]
     if v.forget_control is not None:
         parts[0] += f" (n = {v.n_forget}; {interval(v.forget_control)} vs the {v.control_kind})"
     if v.kept is not None:
         parts.append(f"kept {pct(v.kept)} of {v.keep_split}")
     elif v.keep_split:
-        parts.append(f"{v.keep_split} QA accuracy {pct(qa_accuracy(card, v.keep_split))}")
+        parts.append(f"{v.keep_split} {name} accuracy {pct(qa_accuracy(card, v.keep_split, form))}")
     if v.neighbours_kept is not None:
         parts.append(f"{pct(v.neighbours_kept)} of neighbours")
     head = ", ".join(parts)
@@ -253,7 +271,7 @@ def _judge(v: Verdict) -> tuple[str, str]:
                          "The model was damaged there rather than taught not to know; an exactly unlearned model "
                          "answers fluently (and wrongly). Try fewer steps or a method with a retain term.")
     if v.forget_control is not None and v.forget_control.lo > 0:
-        return "mixed", (f"Partly forgotten: forget QA is still {interval(v.forget_control)} above the "
+        return "mixed", (f"Partly forgotten: forget {HEADLINE_FORMS[v.form]} is still {interval(v.forget_control)} above the "
                          f"{v.control_kind} (n = {v.n_forget}).")
     if v.forgot < 0.85:
         return "mixed", "Partly forgotten: the model still answers some of the forget questions."

@@ -1,0 +1,46 @@
+"""`obliviate demo` (the README's first command) on the real SmolLM2: real facts it knows are unlearned through
+every direct form, the card and two attacks run against the holdout control, and the report is written."""
+
+import pytest
+
+from obliviate.card import Card
+from obliviate.pipeline import run_demo
+from obliviate.runs import read_json
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return run_demo(tmp_path_factory.mktemp("demo") / "run")
+
+
+def _accuracy(card: Card, split: str, form: str) -> float:
+    return card.value("forms", split, form, "accuracy")
+
+
+def test_demo_writes_the_whole_run(demo):
+    for name in ("report.html", "report.md", "demo.json", "audit.json", "attacks.json", "generations.json",
+                 "config.json", "history.json", "model/config.json", "cards/original.json", "cards/unlearned.json"):
+        assert (demo / name).exists(), name
+    assert read_json(demo / "config.json")["forms"] == ["qa", "chat", "cloze"]  # the chat template is used
+
+
+def test_demo_halves_known_facts_in_every_direct_form_and_keeps_the_rest(demo):
+    # measured 2026-12-06 (NPO, 20 steps): forget chat 0.85 -> 0.35, cloze 0.75 -> 0.20, QA 0.25 -> 0.00;
+    # retain chat 0.88 -> 0.85. Chat stays above the holdout control (0.12): the card must say so, not hide it.
+    before, after = Card.load(demo / "cards" / "original.json"), Card.load(demo / "cards" / "unlearned.json")
+    assert before.value("forms", "forget", "qa", "n") == 20
+    for form in ("chat", "cloze"):  # the original knows them: facts were chosen because it answers them
+        assert _accuracy(before, "forget", form) >= 0.6, form
+    for form in ("qa", "chat", "cloze"):
+        assert _accuracy(after, "forget", form) <= _accuracy(before, "forget", form) / 2, form
+        est = after.value("forms", "forget", form, "above_holdout")  # the control, with its interval
+        assert est["n"] == 20 and est["ci"][0] <= est["value"] <= est["ci"][1], (form, est)
+    assert _accuracy(after, "retain", "chat") >= _accuracy(before, "retain", "chat") - 0.15
+
+
+def test_demo_attacks_run_against_the_holdout_control(demo):
+    attacks = read_json(demo / "attacks.json")
+    assert attacks["control"]["kind"] == "holdout"
+    for name in ("in_context", "form_change"):
+        row = attacks["results"][name]
+        assert row["above_control"]["n"] >= 15 and len(row["above_control"]["ci"]) == 2, name
