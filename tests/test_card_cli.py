@@ -106,3 +106,10 @@ def test_every_default_metric_runs_in_bfloat16():
     assert card.config["dtype"] == "bfloat16"
     assert 0 <= card.value("logit_lens", "forget", "mrr_best") <= 1
     assert 0 <= card.value("forms", "forget", "qa", "accuracy") <= 1
+
+
+def test_demo_rejects_an_unknown_task_before_loading_a_model(tmp_path):
+    from obliviate.pipeline import run_demo
+
+    with pytest.raises(ConfigError, match="realfacts or people"):
+        run_demo(tmp_path / "demo", task="tofu")

@@ -5,6 +5,7 @@ ratio, chance correction, logit lens, text heuristics).
 
 import dataclasses
 import math
+import random
 import zlib
 
 import pytest
@@ -110,6 +111,17 @@ def test_auc_is_one_when_every_member_scores_higher():
     assert auc([-x for x in holdout_loss], [-x for x in forget_loss]) == 0.0
     assert auc([0.5, 0.5], [0.5, 0.5]) == 0.5
     assert auc([], [1.0]) is None
+
+
+def test_auc_equals_sklearns_roc_auc_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(0)
+    for _ in range(100):
+        member = [float(rng.randint(0, 4)) for _ in range(rng.randint(1, 30))]
+        nonmember = [float(rng.randint(0, 4)) for _ in range(rng.randint(1, 30))]
+        expected = roc_auc_score([1] * len(member) + [0] * len(nonmember), member + nonmember)
+        assert auc(member, nonmember) == pytest.approx(expected, abs=1e-12)
 
 
 def test_mia_metric_reads_member_scores_from_the_cache(lm, task):

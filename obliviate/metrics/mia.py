@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import zlib
 
+import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from obliviate.data.forms import qa_prompt, target
 from obliviate.metrics.base import METRICS, EvalContext, Metric
@@ -61,10 +61,13 @@ def attack_scores(stats: torch.Tensor, text: str, k: float = MIN_K) -> dict[str,
 
 
 def auc(member: list[float], nonmember: list[float]) -> float | None:
-    """ROC AUC of members (label 1) against non-members (label 0) for scores where higher means member."""
+    """ROC AUC of members (label 1) against non-members (label 0) for scores where higher means member: the
+    share of (member, non-member) pairs ranked right, ties counting half (Mann-Whitney; equal to sklearn's
+    roc_auc_score, and ~100x faster on the few hundred scores a card has, which the bootstrap calls 2000 times)."""
     if not member or not nonmember:
         return None
-    return float(roc_auc_score([1] * len(member) + [0] * len(nonmember), [*member, *nonmember]))
+    m, n = np.asarray(member, dtype=np.float64)[:, None], np.asarray(nonmember, dtype=np.float64)[None, :]
+    return float((m > n).mean() + 0.5 * (m == n).mean())
 
 
 def privleak(auc_model: float, auc_reference: float) -> float:
