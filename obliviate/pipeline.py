@@ -26,7 +26,7 @@ from obliviate.report.html import render_report
 from obliviate.runs import environment, new_run_dir, write_json
 from obliviate.teach import copy_model, taught_model
 from obliviate.train import TrainConfig
-from obliviate.unlearn import make_method, unlearn
+from obliviate.unlearn import UnlearnRun, make_method, unlearn
 
 console = Console()
 
@@ -137,11 +137,8 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     console.print(f"[bold]task[/bold] {task_spec}: forget {len(the_task.forget)} facts the model knows, keep "
                   f"{len(the_task.neighbours)} neighbours and {len(the_task.retain)} other known facts; control: "
                   f"{len(the_task.holdout)} facts it never knew")
-    m = make_method(method)
     forms = direct_forms(base.tokenizer)
-    train = TrainConfig(steps=steps or m.default_steps, lr=m.default_lr)
-    run = unlearn(copy_model(base), the_task, m, train=train, forms=forms)
-    run.save(out)
+    run = _unlearn_copy(base, the_task, method, steps, out, forms)
     console.print(f"[green]unlearned[/green] with {method} on {', '.join(forms)} in {run.seconds:.0f} s")
     config = AuditConfig(metrics=["forms"], attacks=DEMO_ATTACKS, budget=Budget(samples=4, max_facts=n_forget),
                          max_facts=2 * n_forget)
@@ -152,6 +149,16 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
                                    "seconds": seconds, "audit": str(out / "audit.json"), "environment": environment()})
     console.print(f"[green]done[/green] in {seconds / 60:.1f} min → {out / 'report.html'}")
     return out
+
+
+def _unlearn_copy(original: LoadedModel, task: Task, method: str, steps: int | None, out: Path,
+                  forms: tuple[str, ...] = ("qa",)) -> UnlearnRun:
+    """Unlearn a copy of `original` with the method's tuned steps (or `steps`) and lr; the run is saved in `out`."""
+    m = make_method(method)
+    run = unlearn(copy_model(original), task, m, train=TrainConfig(steps=steps or m.default_steps, lr=m.default_lr),
+                  forms=forms)
+    run.save(out)
+    return run
 
 
 def _people_demo(out: Path | None, method: str, steps: int | None, people_config: str) -> Path:
@@ -165,10 +172,7 @@ def _people_demo(out: Path | None, method: str, steps: int | None, people_config
                   f"{len(task.neighbours)} neighbour / {len(task.general)} general facts")
     taught = taught_model(task)
     reference = taught_model(task, exclude_forget=True)
-    m = make_method(method)
-    train = TrainConfig(steps=steps or m.default_steps, lr=m.default_lr)
-    run = unlearn(copy_model(taught), task, m, train=train)
-    run.save(out)
+    run = _unlearn_copy(taught, task, method, steps, out)
     config = EvalConfig()
     cards = {}
     for label, lm in (("base", base), ("taught", taught), ("reference", reference), (method, run.lm)):
