@@ -228,11 +228,11 @@ def verdict(files: RunFiles, label: str) -> Verdict:
         worst = attacks.get("worst_case", {})
         v.worst = (worst.get("attack"), estimate(worst.get("above_control")))
     trained = set(files.config.get("forms") or ["qa"]) if files.role(label) == "unlearned" else set()
-    leaks = [(est, form) for form in (card.value("forms", "forget") or {}) if form not in trained
-             for _, est in [_control_of(card, form)] if est is not None and est.lo > 0]
+    leaks = [(est, other) for other in (card.value("forms", "forget") or {}) if other not in trained
+             for _, est in [_control_of(card, other)] if est is not None and est.lo > 0]
     if leaks:
-        est, form = max(leaks, key=lambda x: x[0].value)
-        v.leak = (form, est)
+        est, other = max(leaks, key=lambda x: x[0].value)
+        v.leak = (other, est)
     parts = [f"forgot {pct(v.forgot)} of forget {name}" if v.forgot is not None
              else f"forget {name} accuracy {pct(now)}"]
     if v.forget_control is not None:
