@@ -160,7 +160,7 @@ def real() -> tuple[LoadedModel, Task]:
 
 @pytest.mark.parametrize("name", ["rocr", "concept_ablation", pytest.param("in_context", marks=pytest.mark.xfail(
     strict=True, reason="SmolLM2-135M answers known real facts whatever the refusal instruction says (forget QA "
-                        "1.00 -> 1.00 on 2026-11-29); in-context unlearning needs a model that follows instructions"))])
+                        "1.00 -> 1.00 on 2026-12-06); in-context unlearning needs a model that follows instructions"))])
 def test_training_free_method_on_real_facts(name, real):
     lm, task = real
     start = {"forget": qa_accuracy(lm, task.forget), "retain": qa_accuracy(lm, task.retain)}
