@@ -83,7 +83,9 @@ def unlearn(
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's tuned value).")] = None,
     batch_size: Annotated[int, typer.Option(help="Forget examples per step.")] = 8,
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saving).")] = False,
-    forms: Annotated[str, typer.Option(help="Comma-separated forms of the forget facts to train on.")] = "qa",
+    forms: Annotated[str, typer.Option(help="Comma-separated forms of the forget facts to train on; 'auto': every "
+                                            "direct form (QA, chat turn when the model has a chat template, "
+                                            "cloze).")] = "qa",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")] = 10,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,

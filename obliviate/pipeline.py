@@ -127,7 +127,6 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
         raise ConfigError(f"demo --task is realfacts or people, got {task!r}")
     from obliviate.attacks import Budget
     from obliviate.audit import AuditConfig, audit
-    from obliviate.data.forms import direct_forms
 
     started = time.perf_counter()
     out = Path(out) if out else new_run_dir(prefix="demo")
@@ -137,8 +136,8 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     console.print(f"[bold]task[/bold] {task_spec}: forget {len(the_task.forget)} facts the model knows, keep "
                   f"{len(the_task.neighbours)} neighbours and {len(the_task.retain)} other known facts; control: "
                   f"{len(the_task.holdout)} facts it never knew")
-    forms = direct_forms(base.tokenizer)
-    run = _unlearn_copy(base, the_task, method, steps, out, forms)
+    run = _unlearn_copy(base, the_task, method, steps, out, "auto")
+    forms = run.config["forms"]
     console.print(f"[green]unlearned[/green] with {method} on {', '.join(forms)} in {run.seconds:.0f} s")
     config = AuditConfig(metrics=["forms"], attacks=DEMO_ATTACKS, budget=Budget(samples=4, max_facts=n_forget),
                          max_facts=2 * n_forget)
@@ -152,7 +151,7 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
 
 
 def _unlearn_copy(original: LoadedModel, task: Task, method: str, steps: int | None, out: Path,
-                  forms: tuple[str, ...] = ("qa",)) -> UnlearnRun:
+                  forms: tuple[str, ...] | str = ("qa",)) -> UnlearnRun:
     """Unlearn a copy of `original` with the method's tuned steps (or `steps`) and lr; the run is saved in `out`."""
     m = make_method(method)
     run = unlearn(copy_model(original), task, m, train=TrainConfig(steps=steps or m.default_steps, lr=m.default_lr),

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from obliviate.data.forms import GENERATIVE_FORMS, has_chat_template, probes
+from obliviate.data.forms import GENERATIVE_FORMS, direct_forms, has_chat_template, probes
 from obliviate.data.schema import Document, Fact, Task
 from obliviate.errors import ConfigError
 from obliviate.methods import METHODS, Method
@@ -84,7 +84,7 @@ def unlearn(
     method: str | Method = "npo",
     *,
     train: TrainConfig | None = None,
-    forms: tuple[str, ...] = ("qa",),
+    forms: tuple[str, ...] | str = ("qa",),
     out_dir: str | Path | None = None,
     resume: bool = False,
     **method_overrides,
@@ -92,11 +92,16 @@ def unlearn(
     """Make `lm` forget `task.forget` with `method`; the model is changed in place and returned in the run.
 
     `forms` picks which wordings of the forget facts the method trains on (QA only by default, which is
-    what lets the form-gap metric and attack show whether forgetting generalises).
+    what lets the form-gap metric and attack show whether forgetting generalises); "auto" is every direct form
+    the model is asked in: plain QA, a chat turn when the tokenizer has a chat template, and the cloze (an
+    instruct model shows most of what it knows through its template, and unlearning moves mostly the format
+    it trains on). The resolved forms are recorded in the run's config.
     `train` defaults to the method's tuned steps and learning rate.
     """
     m = make_method(method, **method_overrides)
     name = METHODS.name_of(type(m))
+    if forms in ("auto", ("auto",)):
+        forms = direct_forms(lm.tokenizer)
     started = time.perf_counter()
     config = {"method": name, "method_config": asdict(m.config), "task": task.name, "model": lm.source,
               "forms": list(forms), "keep_split": m.keep_split if m.needs_retain else None,

@@ -62,6 +62,14 @@ def test_unlearn_run_saves_a_plain_hf_model(tmp_path):
     assert len(json.loads((tmp_path / "history.json").read_text())) == 2
 
 
+def test_unlearn_forms_auto_trains_every_direct_form_and_records_them():
+    from obliviate.data.forms import direct_forms
+
+    lm = tiny_model()
+    run = unlearn(lm, people_task("test"), "ga", forms="auto", train=TrainConfig(steps=1, progress=False))
+    assert run.config["forms"] == list(direct_forms(lm.tokenizer)) and "cloze" in run.config["forms"]
+
+
 def test_method_overrides_are_checked():
     with pytest.raises(ConfigError, match="no setting"):
         unlearn(tiny_model(), people_task("test"), "npo", train=TrainConfig(steps=1, progress=False), betta=1)
