@@ -67,7 +67,11 @@ def test_unlearn_forms_auto_trains_every_direct_form_and_records_them():
 
     lm = tiny_model()
     run = unlearn(lm, people_task("test"), "ga", forms="auto", train=TrainConfig(steps=1, progress=False))
-    assert run.config["forms"] == list(direct_forms(lm.tokenizer)) and "cloze" in run.config["forms"]
+    assert run.config["forms"] == list(direct_forms(lm.tokenizer)) == ["qa", "cloze"]  # no chat template
+    lm.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                                  "{% if add_generation_prompt %}<assistant>{% endif %}")
+    run = unlearn(lm, people_task("test"), "ga", forms="auto", train=TrainConfig(steps=1, progress=False))
+    assert run.config["forms"] == ["qa", "chat", "cloze"]
 
 
 def test_method_overrides_are_checked():
