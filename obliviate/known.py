@@ -23,12 +23,21 @@ KNOWN_RULE = "direct-forms-strict-judge-v2"  # part of the cache key: a new rule
 
 def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
                       forms: tuple[str, ...] | None = None) -> list[bool]:
-    """Per fact: does `lm` give the answer to any of its probes in `forms` (default: `forms.direct_forms`), one
-    batched scoring call?"""
-    forms = forms or direct_forms(lm.tokenizer)
-    groups = [[p for form in forms for p in probes(f, form, lm.tokenizer)] for f in facts]
-    results = iter(score_probes(lm, [p for g in groups for p in g], judge_fn=get_judge(judge)))
-    return [any([next(results).correct for _ in g]) for g in groups]
+    """Per fact: does `lm` give the answer to any of its probes in `forms` (default: `forms.direct_forms`)?
+
+    One batched scoring call per form, each asking only the facts no earlier form answered, the chat turn first
+    (an instruct model answers most there), so a fact known in chat is not asked twice more."""
+    forms = sorted(forms or direct_forms(lm.tokenizer), key=lambda form: form != "chat")
+    answered = [False] * len(facts)
+    for form in forms:
+        todo = [i for i, ok in enumerate(answered) if not ok]
+        if not todo:
+            break
+        groups = [probes(facts[i], form, lm.tokenizer) for i in todo]
+        results = iter(score_probes(lm, [p for g in groups for p in g], judge_fn=get_judge(judge)))
+        for i, g in zip(todo, groups):
+            answered[i] = any([next(results).correct for _ in g])
+    return answered
 
 
 def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fact], list[Fact]]:

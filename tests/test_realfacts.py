@@ -118,3 +118,30 @@ def test_list_tasks():
     listed = dict(tasks.list_tasks())
     assert {"builtin:people", "builtin:realfacts", "builtin:people:small"} <= set(listed)
     assert all(desc and "\n" not in desc for desc in listed.values())
+
+
+def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkeypatch):
+    """Known in any direct form = known; a fact answered in chat is not asked again as QA or cloze."""
+    from obliviate import known
+    from obliviate.models import tiny_model
+    from obliviate.scoring import ProbeResult
+
+    lm = tiny_model()
+    lm.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                                  "{% if add_generation_prompt %}<assistant>{% endif %}")
+    facts = real_facts()[:6]
+    right = {("chat", facts[0].id), ("qa", facts[1].id), ("cloze", facts[2].id), ("qa", facts[0].id)}
+    asked: list[tuple[str, str]] = []
+
+    def fake_score(lm_, probes_, judge_fn=None):
+        out = []
+        for p in probes_:
+            fact_id = next(f.id for f in facts if f.answer.strip() in p.answer or p.answer.strip() in f.answer)
+            asked.append((p.form, fact_id))
+            out.append(ProbeResult(p, (p.form, fact_id) in right, 0.0, 0.0, ""))
+        return out
+
+    monkeypatch.setattr(known, "score_probes", fake_score)
+    assert known.answered_directly(lm, facts) == [True, True, True, False, False, False]
+    assert ("qa", facts[0].id) not in asked and ("cloze", facts[1].id) not in asked
+    assert [form for form, _ in asked][:len(facts)] == ["chat"] * len(facts)  # chat asked first
