@@ -29,7 +29,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.examples import add_examples
 from obliviate.models import LoadedModel
-from obliviate.report.markdown import bench_markdown, keep_split, qa_accuracy
+from obliviate.report.markdown import bench_markdown, headline_form, keep_split, qa_accuracy
 from obliviate.runs import environment, new_run_dir, read_json, same_inputs_or_fail, write_json
 from obliviate.train import TrainConfig
 
@@ -57,10 +57,11 @@ COLUMNS = [  # the table: key in each row, title, and how to show it
     {"key": "sweep", "title": "sweep", "text": True},
     {"key": "steps", "title": "steps"},
     {"key": "seconds", "title": "unlearn s"},
-    {"key": "forget_qa", "title": "forget QA", "share": True, "higher_is_better": False},
-    {"key": "forget_vs_control", "title": "forget QA − control", "share": True, "higher_is_better": False},
+    {"key": "form", "title": "form", "text": True},  # the direct form the row is read in (headline_form)
+    {"key": "forget_qa", "title": "forget", "share": True, "higher_is_better": False},
+    {"key": "forget_vs_control", "title": "forget − control", "share": True, "higher_is_better": False},
     {"key": "best_form", "title": "leakiest form", "text": True},
-    {"key": "keep_qa", "title": "keep QA", "share": True, "higher_is_better": True},
+    {"key": "keep_qa", "title": "keep", "share": True, "higher_is_better": True},
     {"key": "forgot", "title": "forgot", "share": True, "higher_is_better": True},
     {"key": "kept", "title": "kept", "share": True, "higher_is_better": True},
     {"key": "worst_attack", "title": "worst attack", "text": True},
@@ -118,19 +119,20 @@ def _plan(methods: list[str], param: str | None, values: list[Any]) -> list[tupl
 def summarise(card: Card, original: Card | None, attacks: dict[str, Any] | None) -> dict[str, Any]:
     """The table's numbers for one unlearned model (shares of what the original knew, as in the report), each
     accuracy with its 95 % interval and each attack's recovery above its control."""
-    split = keep_split(card)
-    forget, keep = qa_accuracy(card, "forget"), qa_accuracy(card, split) if split else None
-    before = qa_accuracy(original, "forget") if original else None
-    kept_before = qa_accuracy(original, split) if original and split else None
+    split, form = keep_split(card), headline_form(card, original)
+    forget, keep = qa_accuracy(card, "forget", form), qa_accuracy(card, split, form) if split else None
+    before = qa_accuracy(original, "forget", form) if original else None
+    kept_before = qa_accuracy(original, split, form) if original and split else None
     forms = card.value("forms", "forget") or {}
     controls = {f: row.get("above_reference") or row.get("above_holdout") for f, row in forms.items()}
-    control = controls.get("qa")
-    leak = max(((est["value"], f) for f, est in controls.items() if f != "qa" and est), default=None)
-    row = {"forget_qa": forget, "forget_qa_ci": card.value("forms", "forget", "qa", "accuracy_ci"),
+    control = controls.get(form)
+    leak = max(((est["value"], f) for f, est in controls.items() if f != form and est), default=None)
+    # forget_qa / keep_qa keep their names (saved tables read them) but hold the headline form's accuracy.
+    row = {"form": form, "forget_qa": forget, "forget_qa_ci": card.value("forms", "forget", form, "accuracy_ci"),
            "forget_vs_control": control["value"] if control else None,
            "forget_vs_control_ci": control["ci"] if control else None,
            "keep_split": split, "keep_qa": keep,
-           "keep_qa_ci": card.value("forms", split, "qa", "accuracy_ci") if split else None,
+           "keep_qa_ci": card.value("forms", split, form, "accuracy_ci") if split else None,
            "forgot": max(0.0, 1 - forget / before) if forget is not None and before else None,
            "kept": min(1.0, keep / kept_before) if keep is not None and kept_before else None,
            "best_form": f"{leak[1]} {leak[0]:+.0%}" if leak else None,

@@ -70,3 +70,19 @@ def test_bench_seeds_give_mean_and_spread(tmp_path):
     assert row["forget_qa_sd"] >= 0 and "forget_qa_ci" not in row
     with pytest.raises(ConfigError, match="seeds"):
         BenchConfig(seeds=0)
+
+
+def test_bench_row_reads_the_form_in_which_the_original_shows_its_knowledge():
+    from obliviate.bench import summarise
+    from obliviate.card import Card
+
+    def card(forget_qa, forget_chat, retain_qa, retain_chat):
+        row = lambda acc: {"accuracy": acc, "accuracy_ci": [acc, acc], "n": 20}  # noqa: E731
+        forms = {"forget": {"qa": row(forget_qa), "chat": row(forget_chat)},
+                 "retain": {"qa": row(retain_qa), "chat": row(retain_chat)}}
+        return Card("m", "t", {"forms": {"values": forms, "section": "forgetting", "higher_is_better": None,
+                                         "version": "2", "seconds": 0.0}})
+
+    row = summarise(card(0.0, 0.3, 0.0, 0.85), card(0.25, 0.9, 0.05, 0.9), None)
+    assert row["form"] == "chat" and row["forget_qa"] == 0.3 and row["keep_qa"] == 0.85
+    assert abs(row["forgot"] - (1 - 0.3 / 0.9)) < 1e-9
