@@ -135,7 +135,7 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     the_task = load_task(task_spec, base)
     console.print(f"[bold]task[/bold] {task_spec}: forget {len(the_task.forget)} facts the model knows, keep "
                   f"{len(the_task.neighbours)} neighbours and {len(the_task.retain)} other known facts; control: "
-                  f"{len(the_task.holdout)} facts it never knew")
+                  f"{len(the_task.holdout)} facts it does not answer")
     run = _unlearn_copy(base, the_task, method, steps, out, "auto")
     forms = run.config["forms"]
     console.print(f"[green]unlearned[/green] with {method} on {', '.join(forms)} in {run.seconds:.0f} s")
