@@ -16,7 +16,7 @@ from obliviate.scoring import choice_logprobs, score_probes
 from obliviate.utility_bridge import evaluate_raw, scores, write_mcq_tasks
 
 pytest.importorskip("lm_eval")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.benchmark]  # ~1 min; tests/test_lm_eval_bridge.py checks the bridge on a tiny model in CI
 
 TASK = "obliviate_realfacts_mcq"
 

@@ -167,6 +167,7 @@ def test_priming_rises_after_teaching_one_outlandish_fact(base, task):
     assert out["log_priming"] > 0.05  # S_prime > 1.05: the keyword leaks into unrelated same-theme prompts
 
 
+@pytest.mark.benchmark  # ~70 s; tests/test_metrics_new.py runs RESTOR end to end on a tiny model in CI
 def test_restor_with_ga_on_known_real_facts(base):
     # ~2 min: known-fact check (cached per model), corruption = 8 wrong + 16 correct QA pairs x 10 epochs
     # (30 steps of batch 8), 10 GA steps, three scoring passes of 32 QA probes.
