@@ -60,6 +60,9 @@ EXPECT: dict[str, tuple[float, float, str]] = {
                          "put them, not only in the subject keys it edits"),
     "rocr[realfacts]": (0.25, 0.80, "removes every fact of the 3 edited subjects (1.00 -> 0.00) but costs other "
                                     "known facts' plain QA (1.00 -> 0.86)"),
+    "advnpo": (0.25, 0.80, "no lr meets both bars on the 10-epoch taught model: 5e-5 keeps forget QA at 0.83, 1e-4 "
+                           "forgets (0.92 -> 0.17) but retain falls 0.94 -> 0.83"),
+    "wpn": (0.40, 0.80, "2e-5 keeps forget QA at 0.67; 5e-5 forgets (0.92 -> 0.33) but retain falls 0.94 -> 0.82"),
     "concept_ablation[realfacts]": (0.25, 0.70, "real facts are spread over many value vectors: the answers' top "
                                                 "16 vectors also carry other facts (8 remove nothing, 64 remove both)"),
 }
