@@ -63,7 +63,7 @@ def attack_scores(stats: torch.Tensor, text: str, k: float = MIN_K) -> dict[str,
 def auc(member: list[float], nonmember: list[float]) -> float | None:
     """ROC AUC of members (label 1) against non-members (label 0) for scores where higher means member: the
     share of (member, non-member) pairs ranked right, ties counting half (Mann-Whitney; equal to sklearn's
-    roc_auc_score, and ~100x faster on the few hundred scores a card has, which the bootstrap calls 2000 times)."""
+    roc_auc_score, and ~75x faster (measured) on the few hundred scores a card has, which the bootstrap calls 2000 times)."""
     if not member or not nonmember:
         return None
     m, n = np.asarray(member, dtype=np.float64)[:, None], np.asarray(nonmember, dtype=np.float64)[None, :]
