@@ -96,14 +96,26 @@ def unlearn(
                                                       "prompts every N steps; 0 turns it off.")] = 10,
     gibberish_share: Annotated[float, typer.Option(help="Collapse watch: stop (keeping the last good state) when "
                                                         "this share of those answers is gibberish.")] = 0.75,
+    until: Annotated[str, typer.Option(help="'steps': train --steps steps. 'forgotten': probe every --check-every "
+                                            "steps and stop once the forget facts are at the holdout control's "
+                                            "level in every direct form with retain kept (--steps is then the "
+                                            "budget, default 4x the tuned steps; needs a holdout split).")] = "steps",
+    check_every: Annotated[int, typer.Option(help="--until forgotten: steps between probes.")] = 5,
+    keep_within: Annotated[float, typer.Option(help="--until forgotten: how far retain accuracy may fall (0-1; "
+                                                    "neighbours get twice this).")] = 0.05,
     out: OutOpt = None,
 ) -> None:
     from obliviate.pipeline import run_unlearn
+    from obliviate.until import UntilConfig
 
+    if until not in ("steps", "forgotten"):
+        raise typer.BadParameter(f"--until is 'steps' or 'forgotten', got {until!r}")
+    stop = UntilConfig(every=check_every, keep_within=keep_within, neighbours_within=min(1.0, 2 * keep_within),
+                       seed=seed) if until == "forgotten" else None
     run_unlearn(model, task, method, steps=steps, lr=lr, batch_size=batch_size, lora=lora,
                 forms=tuple(f.strip() for f in forms.split(",")), settings=set_ or [],
                 checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out, mixed_precision=mixed_precision,
-                gibberish_every=gibberish_every, gibberish_share=gibberish_share)
+                gibberish_every=gibberish_every, gibberish_share=gibberish_share, until=stop)
 
 
 @app.command("eval", help="Compute the forget card of a model on a task; writes card.json and prints a table."

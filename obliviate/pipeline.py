@@ -26,7 +26,8 @@ from obliviate.report.html import render_report
 from obliviate.runs import environment, new_run_dir, write_json
 from obliviate.teach import copy_model, taught_model
 from obliviate.train import TrainConfig
-from obliviate.unlearn import UnlearnRun, make_method, unlearn
+from obliviate.unlearn import UNTIL_BUDGET, UnlearnRun, make_method, unlearn
+from obliviate.until import UntilConfig
 
 console = Console()
 
@@ -80,22 +81,26 @@ def run_teach(task_spec: str, base: str, reference: bool, out: Path | None) -> N
 
 def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,
                 checkpoint_every, resume, seed, out, mixed_precision: str = "auto", gibberish_every: int = 10,
-                gibberish_share: float = 0.75) -> Path:
+                gibberish_share: float = 0.75, until: UntilConfig | None = None) -> Path:
     lm = resolve_model(model)
     task = load_task(task_spec, lm)
     m = make_method(method, **_parse_settings(settings))
     if out is None and not PartialState().is_main_process:
         raise ConfigError("under accelerate launch, pass --out so that every process uses the same run folder")
     out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
-    train = TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
+    train = TrainConfig(steps=steps or m.default_steps * (UNTIL_BUDGET if until else 1), lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
                         checkpoint_every=checkpoint_every, seed=seed, mixed_precision=mixed_precision,
                         gibberish_every=gibberish_every, gibberish_share=gibberish_share)
-    run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume)
+    run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume, until=until)
     run.config["model"] = model
     if not PartialState().is_main_process:  # under `accelerate launch`, rank 0 saves and prints
         return out
     run.save(out)
     console.print(f"[green]unlearned[/green] with {method} in {run.seconds:.0f} s ({run.steps} steps) → {out}/model")
+    if until is not None:
+        met = run.config["until"]["met"]
+        console.print(f"[{'green' if met else 'red'}]until forgotten[/]: {run.config['until']['message']} "
+                      f"(curve in history.json; `obliviate audit --model {out}/model` adds the card and the report)")
     return out
 
 

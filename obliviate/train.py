@@ -337,7 +337,7 @@ def run_training(
     needs_reference_model: bool = False,
     out_dir: str | Path | None = None,
     resume: bool = False,
-    stop_check: Callable[[LoadedModel], bool] | None = None,
+    stop_check: Callable[[LoadedModel, int], bool] | None = None,
     identity: dict | None = None,
     watch: list[str] | None = None,
     description: str = "train",
@@ -352,7 +352,8 @@ def run_training(
         needs_reference_model: keep a frozen reference for per-step logits (KL-style regularisers).
         out_dir: where checkpoints (and, after a collapse, `last-good/`) go; `resume=True` continues from the
             checkpoint there.
-        stop_check: called every `config.check_every` steps; returning True ends training early.
+        stop_check: `(model, step) -> stop?`, called (in eval mode) every `config.check_every` steps, the last step
+            included; returning True before the last step ends training early.
         identity: what else makes this run itself (method, settings, task...): a checkpoint of another is refused.
         watch: the prompts the collapse watch reads (default `watch_prompts(retain)`: retain prompts, else neutral
             openings; teaching passes what it teaches).
@@ -538,8 +539,8 @@ def _loop(lm, objective, ctx, wrapped, model, optimizer, scaler, accelerator, fo
         if out_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
             checkpoint.save(Path(out_dir), done, model, optimizer, history, objective.state_dict(), identity,
                             accelerator)
-        if stop_check is not None and config.check_every and done % config.check_every == 0 and done < config.steps:
-            if in_eval_mode(stop_check):
+        if stop_check is not None and config.check_every and done % config.check_every == 0:
+            if in_eval_mode(lambda m, at=done: stop_check(m, at)) and done < config.steps:
                 bar.close()
                 return True
     bar.close()

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from obliviate.data.forms import GENERATIVE_FORMS, direct_forms, has_chat_template, probes
@@ -20,6 +20,9 @@ from obliviate.methods import METHODS, Method
 from obliviate.models import LoadedModel, save_model
 from obliviate.runs import environment, write_json
 from obliviate.train import Examples, TrainConfig, run_training
+from obliviate.until import UntilConfig, UntilForgotten
+
+UNTIL_BUDGET = 4  # with `until`, the default budget is this many times the method's tuned steps
 
 
 def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
@@ -87,6 +90,7 @@ def unlearn(
     forms: tuple[str, ...] | str = ("qa",),
     out_dir: str | Path | None = None,
     resume: bool = False,
+    until: UntilConfig | None = None,
     **method_overrides,
 ) -> UnlearnRun:
     """Make `lm` forget `task.forget` with `method`; the model is changed in place and returned in the run.
@@ -97,6 +101,10 @@ def unlearn(
     instruct model shows most of what it knows through its template, and unlearning moves mostly the format
     it trains on). The resolved forms are recorded in the run's config.
     `train` defaults to the method's tuned steps and learning rate.
+    `until`: stop when forgotten (obliviate.until): probe every `until.every` steps, stop at the first checkpoint
+    where forget is at the holdout control's level in every direct form with retain and neighbours kept, else
+    keep the best trade-off; `train.steps` is then the budget (default: UNTIL_BUDGET x the tuned steps). The
+    rule, its outcome and the curve go into config["until"]; each check's scores into its history entry.
     """
     m = make_method(method, **method_overrides)
     name = METHODS.name_of(type(m))
@@ -111,7 +119,15 @@ def unlearn(
         config["train"] = asdict(train) if train else None
         config["method_notes"] = m.notes()
         return UnlearnRun(edited, name, 0, time.perf_counter() - started, config)
-    train_config = train or TrainConfig(steps=m.default_steps, lr=m.default_lr)
+    train_config = train or TrainConfig(steps=m.default_steps * (UNTIL_BUDGET if until else 1), lr=m.default_lr)
+    stop = None
+    if until is not None:
+        if resume:
+            raise ConfigError("--until forgotten cannot resume a run yet (its probe curve and best checkpoint are "
+                              "not checkpointed); start the run again without --resume")
+        stop = UntilForgotten(task, lm.tokenizer, until)
+        stop.start(lm)
+        train_config = replace(train_config, check_every=until.every)
     forget = fact_examples(task.forget, forms, task.forget_documents, lm.tokenizer)
     retain = keep_examples(task, m.keep_split, forms, lm.tokenizer) if m.needs_retain else None
     if m.needs_retain and not retain:
@@ -121,8 +137,14 @@ def unlearn(
     result = run_training(
         lm, m, forget, retain, train_config,
         needs_reference_logprobs=m.needs_reference_logprobs, needs_reference_model=m.needs_reference_model,
-        out_dir=out_dir, resume=resume, identity=identity, description=f"unlearn[{name}]",
+        out_dir=out_dir, resume=resume, identity=identity, description=f"unlearn[{name}]", stop_check=stop,
     )
     config["precision"] = result.precision
     config["method_notes"] = m.notes()
-    return UnlearnRun(result.lm, name, result.steps_done, time.perf_counter() - started, config, result.history)
+    steps, history = result.steps_done, result.history
+    if stop is not None:
+        steps = stop.restore_best(result.lm.model)
+        config["until"] = stop.summary(result.steps_done)
+        probed = {c.step: c for c in stop.curve}
+        history = [{**h, "probe": probed[h["step"]].to_dict()} if h["step"] in probed else h for h in history]
+    return UnlearnRun(result.lm, name, steps, time.perf_counter() - started, config, history)

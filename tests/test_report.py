@@ -26,6 +26,7 @@ from obliviate.report.markdown import read_run, verdict
 from obliviate.runs import write_json
 from obliviate.train import TrainConfig
 from obliviate.unlearn import unlearn
+from obliviate.until import UntilConfig
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -36,7 +37,8 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     task = people_task("test")
     original, reference = tiny_model(seed=1), tiny_model(seed=2)
-    run = unlearn(tiny_model(seed=1), task, "ga", train=TrainConfig(steps=2, progress=False))
+    run = unlearn(tiny_model(seed=1), task, "ga", train=TrainConfig(steps=2, progress=False),
+                  until=UntilConfig(every=1, max_facts=2))
     config = EvalConfig(max_facts=2)
     for label, lm in (("original", original), ("ga", run.lm), ("reference", reference)):
         evaluate(lm, task, ["forms"], reference=reference, original=original,
@@ -59,10 +61,10 @@ def _images(html: str) -> list[bytes]:
 def test_report_has_every_section_and_inline_images(run_dir):
     html = (run_dir / "report.html").read_text()
     for title in ("Forget card", "Forgetting vs utility", "Attacks: does it come back?", "What the model says instead",
-                  "Example generations", "Training", "Config and cost"):
+                  "Example generations", "Stop when forgotten", "Training", "Config and cost"):
         assert title in html, title
     images = _images(html)
-    assert len(images) == 4  # pareto, attacks, outcomes, loss
+    assert len(images) == 5  # pareto, attacks, outcomes, until, loss
     for data in images:
         with Image.open(io.BytesIO(data)) as im:
             im.verify()
@@ -73,6 +75,7 @@ def test_report_has_every_section_and_inline_images(run_dir):
     assert "above control (95 % CI)" in md and "Control: holdout" in md and "can go unseen" in md
     assert "≈ ref" in html or "above_reference" not in html  # the paired comparison is shown when it exists
     assert (run_dir / "plots" / "pareto.png").is_file()
+    assert "## Stop when forgotten" in md and "forgotten at step 1" in md and "2 control (holdout)" in md
 
 
 def test_report_reads_attacks_and_examples(run_dir):
@@ -101,7 +104,7 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
         assert stat.stddev[0] > 20, "the screenshot is (nearly) blank"
     dom = _chromium([*flags, "--dump-dom", page.as_uri()], lambda: True)
     sizes = re.search(r'data-decoded="([^"]*)"', dom).group(1).split(",")
-    assert len(sizes) == 4 and all(int(s.split("x")[0]) > 100 for s in sizes), sizes
+    assert len(sizes) == 5 and all(int(s.split("x")[0]) > 100 for s in sizes), sizes
 
 
 def _chromium(cmd: list[str], done) -> str:

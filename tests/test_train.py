@@ -87,7 +87,7 @@ def test_collapse_is_detected():
 
 def test_stop_check_ends_early():
     result = run_training(tiny_model(), sft, DATA, config=TrainConfig(steps=10, check_every=2, progress=False),
-                          stop_check=lambda lm: True)
+                          stop_check=lambda lm, step: True)
     assert result.stopped_early and result.steps_done == 2
 
 

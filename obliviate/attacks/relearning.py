@@ -57,7 +57,7 @@ class Relearning(Attack):
         config = TrainConfig(steps=max(1, ctx.budget.steps), lr=self.lr, batch_size=min(self.batch_size, len(examples)),
                              seed=ctx.seed, check_every=1, progress=False)
         trained = run_training(copy_model(lm), lambda c, b: (target_nll(c.model, b.forget), {}), examples, None,
-                               config, stop_check=lambda _lm: self.out_of_time(ctx), description="attack[relearning]")
+                               config, stop_check=lambda _lm, _step: self.out_of_time(ctx), description="attack[relearning]")
         outcomes = judge_groups(trained.lm, held, [direct_probes(f, lm.tokenizer) for f in held])
         notes = (f"trained on {len(train)} {self.source} fact(s) for {trained.steps_done} steps"
                  f"{' (time budget)' if trained.stopped_early else ''}, judged {len(held)} others")

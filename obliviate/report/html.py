@@ -36,6 +36,7 @@ from obliviate.report.markdown import (
     read_run,
     share_text,
     to_markdown,
+    until_note,
     verdict,
 )
 
@@ -311,6 +312,8 @@ def figures(files: RunFiles) -> dict[str, bytes]:
         out["outcomes"] = plots.stacked_shares(shares, OUTCOME_COLOURS)
     if files.history:
         out["loss"] = plots.loss_curves(files.history)
+    if files.config.get("until"):
+        out["until"] = plots.until_curve(files.config["until"])
     return out
 
 
@@ -401,6 +404,9 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
     metrics = metrics_html(files)
     if metrics:
         sections.append(_section("metrics", "Every metric", metrics))
+    if "until" in figs:
+        sections.append(_section("until", "Stop when forgotten", _img(figs, "until", "probe curve"),
+                                 escape(until_note(files.config["until"]))))
     if "loss" in figs:
         sections.append(_section("training", "Training", _img(figs, "loss", "training loss")))
     config = json.dumps(config_summary(files), indent=2, default=str)
@@ -408,7 +414,8 @@ def to_html(files: RunFiles, verdicts: list[Verdict], figs: dict[str, bytes]) ->
                              + f"<details><summary>full config</summary><pre>{escape(config)}</pre></details>"))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("methods", "methods"), ("card", "forget card"), ("pareto", "trade-off"), ("attacks", "attacks"),
-        ("outcomes", "outcomes"), ("examples", "examples"), ("metrics", "metrics"), ("training", "training"),
+        ("outcomes", "outcomes"), ("examples", "examples"), ("metrics", "metrics"), ("until", "stop rule"),
+        ("training", "training"),
         ("config", "config")) if f'id="{a}"' in "".join(sections))
     card = next(iter(files.cards.values()))
     models = " · ".join(f"{escape(label)}: {escape(c.model)}" for label, c in files.cards.items())

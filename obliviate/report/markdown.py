@@ -416,9 +416,11 @@ def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]
                 for form, _ in forms_rows(files, split)]
         out += [f"**{split}** ({direction})", "", _md_table(["form", *labels, "n facts"], rows), ""]
     for name, title in (("pareto", "Forgetting vs utility"), ("attacks", "Recovery per attack"),
-                        ("outcomes", "What the model says instead"), ("loss", "Training loss")):
+                        ("outcomes", "What the model says instead"), ("until", "Stop when forgotten"),
+                        ("loss", "Training loss")):
         if name in images:
-            out += [f"## {title}", "", f"![{title}]({images[name]})", ""]
+            note = [f"> {until_note(files.config['until'])}", ""] if name == "until" else []
+            out += [f"## {title}", "", *note, f"![{title}]({images[name]})", ""]
     for label, attacks in files.attacks.items():
         out += [f"## Attacks on {label}", "", attack_markdown(attacks), ""]
     if files.generations:
@@ -432,6 +434,18 @@ def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]
             out += [f"**{section}**", "", _md_table(["metric", *labels], table), ""]
     out += ["## Config and cost", "", "```json", _config_json(files), "```", ""]
     return "\n".join(out)
+
+
+def until_note(until: dict[str, Any]) -> str:
+    """One paragraph on the stop-when-forgotten rule of a run: the outcome and how it was read."""
+    rule = until["rule"]
+    n = until["n"]
+    return (f"{until['message']}. Probed every {rule['every']} steps on {n.get('forget', 0)} forget, "
+            f"{n.get('holdout', 0)} control (holdout), {n.get('retain', 0)} retain and {n.get('neighbours', 0)} "
+            f"neighbour facts in {', '.join(until['forms'])}; forgotten = forget within {pct(rule['tolerance'])} of "
+            f"the control in every form, kept = retain within {pct(rule['keep_within'])} and neighbours within "
+            f"{pct(rule['neighbours_within'])} of the model before training (means over forms). Few facts: the "
+            "card above measures the kept model on all of them, with intervals.")
 
 
 def attack_markdown(attacks: dict[str, Any]) -> str:

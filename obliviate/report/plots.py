@@ -172,6 +172,34 @@ def stacked_shares(rows: dict[str, dict[str, float]], colours: dict[str, str] | 
     return png(fig)
 
 
+def until_curve(until: dict) -> bytes:
+    """The stop-when-forgotten probe vs step: forget per form (solid), the holdout control per form (dotted, same
+    colour), retain and neighbours (mean over forms, grey); step 0 is the model before training, the ring marks
+    the checkpoint kept."""
+    checks = [{"step": 0, "scores": until["baseline"]}, *until["curve"]]
+    steps = [c["step"] for c in checks]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    _style(ax)
+    for i, form in enumerate(until["forms"]):
+        colour = CYCLE[i % len(CYCLE)]
+        ax.plot(steps, [c["scores"]["forget"][form] for c in checks], color=colour, linewidth=1.8, marker="o",
+                markersize=3, label=f"forget {form}")
+        ax.plot(steps, [c["scores"]["holdout"][form] for c in checks], color=colour, linewidth=1.0, linestyle=":",
+                label=f"control {form}")
+    for split, style in (("retain", "-"), ("neighbours", "--")):
+        if split in until["baseline"]:
+            ax.plot(steps, [c["scores"][split]["mean"] for c in checks], color=NEUTRAL, linestyle=style,
+                    linewidth=1.6, label=f"{split} (mean)")
+    kept = next(c for c in checks if c["step"] == until["step"])
+    ax.plot([until["step"]], [kept["scores"]["forget"]["mean"]], marker="o", markersize=12, fillstyle="none",
+            color=GOOD if until["met"] else BAD, linestyle="none", label="kept")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy on the probe facts")
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    return png(fig)
+
+
 def loss_curves(histories: dict[str, list[dict[str, float]]]) -> bytes:
     """Training loss per step, one line per run."""
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
