@@ -96,6 +96,8 @@ def unlearn(
                                                       "prompts every N steps; 0 turns it off.")] = 10,
     gibberish_share: Annotated[float, typer.Option(help="Collapse watch: stop (keeping the last good state) when "
                                                         "this share of those answers is gibberish.")] = 0.75,
+    keep: Annotated[str | None, typer.Option(help="Retain stream of methods that have one: retain, neighbours or "
+                                                  "neighbours+retain (default: the method's own).")] = None,
     until: Annotated[str, typer.Option(help="'steps': train --steps steps. 'forgotten': probe every --check-every "
                                             "steps and stop once the forget facts are at the holdout control's "
                                             "level in every direct form with retain kept (--steps is then the "
@@ -115,7 +117,7 @@ def unlearn(
     run_unlearn(model, task, method, steps=steps, lr=lr, batch_size=batch_size, lora=lora,
                 forms=tuple(f.strip() for f in forms.split(",")), settings=set_ or [],
                 checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out, mixed_precision=mixed_precision,
-                gibberish_every=gibberish_every, gibberish_share=gibberish_share, until=stop)
+                gibberish_every=gibberish_every, gibberish_share=gibberish_share, until=stop, keep=keep)
 
 
 @app.command("eval", help="Compute the forget card of a model on a task; writes card.json and prints a table."

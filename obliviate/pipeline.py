@@ -81,7 +81,7 @@ def run_teach(task_spec: str, base: str, reference: bool, out: Path | None) -> N
 
 def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,
                 checkpoint_every, resume, seed, out, mixed_precision: str = "auto", gibberish_every: int = 10,
-                gibberish_share: float = 0.75, until: UntilConfig | None = None) -> Path:
+                gibberish_share: float = 0.75, until: UntilConfig | None = None, keep: str | None = None) -> Path:
     lm = resolve_model(model)
     task = load_task(task_spec, lm)
     m = make_method(method, **_parse_settings(settings))
@@ -91,7 +91,7 @@ def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_siz
     train = TrainConfig(steps=steps or m.default_steps * (UNTIL_BUDGET if until else 1), lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
                         checkpoint_every=checkpoint_every, seed=seed, mixed_precision=mixed_precision,
                         gibberish_every=gibberish_every, gibberish_share=gibberish_share)
-    run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume, until=until)
+    run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume, until=until, keep=keep)
     run.config["model"] = model
     if not PartialState().is_main_process:  # under `accelerate launch`, rank 0 saves and prints
         return out

@@ -76,3 +76,9 @@ def phase(label: str, total: int | None = None, show: bool = True) -> Iterator[C
             counted = f"{done[0]} steps in " if total else ""
             _console.print(f"{label}: {counted}{seconds:.0f} s", highlight=False)
             sys.stderr.flush()
+
+
+def note(text: str) -> None:
+    """One line of news from a long run (e.g. a probe's scores between training steps), unless quiet."""
+    if not quiet():
+        _console.print(text, highlight=False, soft_wrap=True)

@@ -46,6 +46,9 @@ def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
     return Examples(prompts, targets)
 
 
+KEEP_SPLITS = ("retain", "neighbours", "neighbours+retain")
+
+
 def keep_examples(task: Task, split: str, forms: tuple[str, ...] = ("qa",), tokenizer=None) -> Examples:
     """Pairs of the facts a method keeps ("retain", "neighbours" (retain when the task has none), or both) in
     the forget stream's forms: a retain term in plain QA does not protect what the model says in chat."""
@@ -91,6 +94,7 @@ def unlearn(
     out_dir: str | Path | None = None,
     resume: bool = False,
     until: UntilConfig | None = None,
+    keep: str | None = None,
     **method_overrides,
 ) -> UnlearnRun:
     """Make `lm` forget `task.forget` with `method`; the model is changed in place and returned in the run.
@@ -101,6 +105,8 @@ def unlearn(
     instruct model shows most of what it knows through its template, and unlearning moves mostly the format
     it trains on). The resolved forms are recorded in the run's config.
     `train` defaults to the method's tuned steps and learning rate.
+    `keep`: the facts of the retain stream for methods that have one ("retain", "neighbours" or
+    "neighbours+retain"; default: the method's own `keep_split`).
     `until`: stop when forgotten (obliviate.until): probe every `until.every` steps, stop at the first checkpoint
     where forget is at the holdout control's level in every direct form with retain and neighbours kept, else
     keep the best trade-off; `train.steps` is then the budget (default: UNTIL_BUDGET x the tuned steps). The
@@ -111,8 +117,11 @@ def unlearn(
     if forms in ("auto", ("auto",)):
         forms = direct_forms(lm.tokenizer)
     started = time.perf_counter()
+    if keep is not None and keep not in KEEP_SPLITS:
+        raise ConfigError(f"keep must be one of {', '.join(KEEP_SPLITS)}; got {keep!r}")
+    keep_split = (keep or m.keep_split) if m.needs_retain else None
     config = {"method": name, "method_config": asdict(m.config), "task": task.name, "model": lm.source,
-              "forms": list(forms), "keep_split": m.keep_split if m.needs_retain else None,
+              "forms": list(forms), "keep_split": keep_split,
               "environment": environment()}
     if m.training_free:
         edited = m.apply(lm, task, train)
@@ -129,7 +138,7 @@ def unlearn(
         stop.start(lm)
         train_config = replace(train_config, check_every=until.every)
     forget = fact_examples(task.forget, forms, task.forget_documents, lm.tokenizer)
-    retain = keep_examples(task, m.keep_split, forms, lm.tokenizer) if m.needs_retain else None
+    retain = keep_examples(task, keep_split, forms, lm.tokenizer) if m.needs_retain else None
     if m.needs_retain and not retain:
         raise ConfigError(f"method {name!r} needs retain data, but task {task.name!r} has an empty retain split")
     config["train"] = asdict(train_config)

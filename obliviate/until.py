@@ -32,7 +32,7 @@ from obliviate.errors import ConfigError
 from obliviate.judge import get_judge
 from obliviate.metrics.forms import per_fact
 from obliviate.models import LoadedModel
-from obliviate.progress import phase
+from obliviate.progress import note, phase
 from obliviate.scoring import score_probes
 
 PROBE_SPLITS = ("forget", "holdout", "retain", "neighbours")
@@ -107,16 +107,17 @@ class UntilForgotten:
         groups = [(s, form, [p for f in facts for p in probes(f, form, self.tokenizer)])
                   for s, facts in self.facts.items() for form in self.forms]
         groups = [g for g in groups if g[2]]
-        with phase(f"until probe @ step {step}", total=1) as done:
-            results = iter(score_probes(lm, [p for _, _, ps in groups for p in ps],
-                                        judge_fn=get_judge(self.config.judge)))
-            done()
         scores: dict[str, dict[str, float]] = {}
-        for split, form, ps in groups:
-            accuracy = per_fact([next(results) for _ in ps])
-            scores.setdefault(split, {})[form] = sum(accuracy.values()) / len(accuracy)
+        with phase(f"until probe @ step {step}", total=len(groups)) as done:
+            for split, form, ps in groups:
+                accuracy = per_fact(score_probes(lm, ps, judge_fn=get_judge(self.config.judge)))
+                scores.setdefault(split, {})[form] = sum(accuracy.values()) / len(accuracy)
+                done(f"{split} {form}")
         for split in scores.values():
             split["mean"] = sum(split.values()) / len(split)
+        note(f"  step {step}: " + " | ".join(
+            f"{name} " + " ".join(f"{form} {scores[name][form]:.2f}" for form in self.forms if form in scores[name])
+            for name in PROBE_SPLITS if name in scores))
         return Check(step, scores)
 
     def start(self, lm: LoadedModel) -> None:
@@ -167,8 +168,9 @@ class UntilForgotten:
             parts = [] if best.forgotten else ["forget stayed above the control"]
             parts += [] if best.kept else ["retain or neighbours fell past their bound"]
             message = (f"NOT met within {steps_trained} steps ({' and '.join(parts)}); kept the best trade-off, "
-                       f"step {best.step} (shortfall {best.shortfall:.2f}). Raise --steps or --lr, or use a method "
-                       "with a retain term")
+                       f"step {best.step} (shortfall {best.shortfall:.2f}). "
+                       + ("Raise --steps or --lr" if best.kept else "Protect what must stay (--keep "
+                          "neighbours+retain, a stronger retain term) or lower --lr"))
         return {"rule": asdict(self.config), "forms": list(self.forms), "met": met, "step": best.step,
                 "steps_trained": steps_trained, "message": message,
                 "n": {s: len(f) for s, f in self.facts.items() if f},

@@ -8,6 +8,7 @@ import torch
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError
 from obliviate.models import tiny_model
+from obliviate.runs import read_json
 from obliviate.train import TrainConfig
 from obliviate.unlearn import unlearn
 from obliviate.until import Check, UntilConfig, UntilForgotten
@@ -106,3 +107,33 @@ def test_the_probe_scores_every_split_in_every_shared_direct_form():
     for split in check.scores.values():
         assert set(split) == {"qa", "cloze", "mean"} and all(0.0 <= v <= 1.0 for v in split.values())
     assert {s: len(f) for s, f in until.facts.items()} == {"forget": 3, "holdout": 3, "retain": 3, "neighbours": 3}
+
+
+def test_keep_picks_the_retain_stream_and_is_recorded(monkeypatch):
+    import obliviate.unlearn as module
+
+    asked = []
+    real = module.keep_examples
+    monkeypatch.setattr(module, "keep_examples", lambda task, split, *a, **k: asked.append(split) or real(task, split, *a, **k))
+    run = unlearn(tiny_model(), people_task("test"), "graddiff", train=replace(TRAIN, steps=1), keep="neighbours+retain")
+    assert asked == ["neighbours+retain"] and run.config["keep_split"] == "neighbours+retain"
+    with pytest.raises(ConfigError, match="keep must be one of"):
+        unlearn(tiny_model(), people_task("test"), "graddiff", train=TRAIN, keep="everything")
+
+
+def test_the_cli_stops_when_forgotten_and_says_so(tmp_path):
+    from typer.testing import CliRunner
+
+    from obliviate.cli import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["unlearn", "--model", "tiny", "--task", "builtin:people:test", "--method", "ga",
+                                      "--steps", "4", "--until", "forgotten", "--check-every", "2", "--out", str(out)],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    until = read_json(out / "config.json")["until"]
+    # the random tiny model answers no forget and no holdout fact: forgotten (at the control) at the first check
+    assert until["met"] and until["step"] == 2 and "until forgotten" in result.output
+    assert [h["step"] for h in read_json(out / "history.json") if "probe" in h] == [2]
+    bad = CliRunner().invoke(app, ["unlearn", "--model", "tiny", "--task", "builtin:people:test", "--until", "never"])
+    assert bad.exit_code != 0 and "forgotten" in bad.output
