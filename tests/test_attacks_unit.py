@@ -14,13 +14,20 @@ from obliviate.attacks.adversarial_suffix import AdversarialSuffix, banned_token
 from obliviate.attacks.base import halves, judge_groups
 from obliviate.attacks.in_context import candidate_hints, hints
 from obliviate.attacks.relearning import Relearning, training_facts
-from obliviate.attacks.requantization import Requantization, fake_quantize, int8_dynamic, quantized
+from obliviate.attacks.requantization import (
+    Requantization,
+    fake_quantize,
+    int8_dynamic,
+    nf4_levels,
+    nf4_quantize,
+    quantized,
+)
 from obliviate.attacks.step_by_step import StepByStep, builtin_prompts, load_prompt_file
 from obliviate.data.forms import probes
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError
 from obliviate.judge import judge
-from obliviate.models import tiny_model
+from obliviate.models import LoadedModel, tiny_model
 from obliviate.redteam import RedTeamReport, attack, attack_names, print_report, run_attack_command
 
 NAMES = attack_names(None)
@@ -161,6 +168,28 @@ def test_requantization_variants(lm):
     assert quantized(lm, "int4_g5").source.endswith("+int4_g5")
     with pytest.raises(ConfigError, match="int4_g64"):
         Requantization(("int4x",))
+
+
+class _TwoLayers(torch.nn.Sequential):
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self[1]
+
+
+def test_nf4_levels_are_qlora_normal_float_and_round_gaussian_weights_better_than_int4(lm):
+    levels = nf4_levels()
+    # three entries of the table in QLoRA (arXiv 2305.14314, Appendix E), computed here from its definition
+    assert len(levels) == 16 and levels[0] == -1 and levels[7] == 0 and levels[-1] == 1
+    assert levels[1].item() == pytest.approx(-0.6961928, abs=1e-6) and levels[8].item() == pytest.approx(0.0795803, abs=1e-6)
+    gaussian = LoadedModel(_TwoLayers(torch.nn.Linear(128, 64, bias=False), torch.nn.Linear(64, 8)), None, "g")
+    torch.nn.init.normal_(gaussian.model[0].weight)
+    nf4 = nf4_quantize(gaussian).model[0].weight
+    int4 = fake_quantize(gaussian, 4, group=64).model[0].weight
+    w = gaussian.model[0].weight
+    for block in nf4.reshape(-1, 64):  # every weight is its block's absmax times one of the 16 levels
+        assert torch.isin((block / block.abs().max()).round(decimals=5), levels.round(decimals=5)).all()
+    assert ((nf4 - w) ** 2).mean() < ((int4 - w) ** 2).mean()  # NF4 is built for normally distributed weights
+    assert torch.equal(nf4_quantize(gaussian).model[1].weight, gaussian.model[1].weight)  # output layer kept
+    assert quantized(lm, "nf4_g32").source.endswith("+nf4_g32") and "nf4_g64" in Requantization().variants
 
 
 def test_redteam_report_save_and_print(task, lm, tmp_path, capsys):

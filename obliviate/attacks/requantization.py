@@ -5,8 +5,9 @@ them can land back on the original grid point and restore the forgotten answers 
 Unlearning via Quantization", Zhang et al., arXiv 2410.16454). We round every linear weight to a symmetric
 absmax grid and run in fp32 (simulated weight quantization: the same weights a quantized deployment holds,
 minus activation rounding). A variant is `int<bits>` (one scale per output row) or `int<bits>_g<size>` (one
-scale per group of `size` input weights, as GPTQ / AWQ 4-bit checkpoints store them). The defaults are int8
-per row and int4 in groups of 32, 64 and 128: per-row int4 breaks SmolLM2-135M outright (the original forgets
+scale per group of `size` input weights, as GPTQ / AWQ 4-bit checkpoints store them), or `nf4` / `nf4_g<block>`
+(bitsandbytes' 4-bit NormalFloat, block 64 by default: what `load_in_4bit` deployments hold; simulated here, so
+it runs on a CPU). The defaults are int8 per row, int4 in groups of 32, 64 and 128, and nf4 in blocks of 64: per-row int4 breaks SmolLM2-135M outright (the original forgets
 too), while the taught SmolLM2 in grouped int4 still answers 8-9 of its 9 known forget facts, and the rounding
 can take a small unlearning update away (measured: 3 of the 6 facts weak GA hid came back). `int8_dynamic` runs
 torch's real dynamic int8 kernels instead; on our 2-core CPU that took minutes per model, so it is opt-in.
@@ -25,8 +26,19 @@ from obliviate.data.forms import direct_probes
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
 
-VARIANT = re.compile(r"int([2-8])(?:_g(\d+))?")
-DEFAULT_VARIANTS = ("int8", "int4_g32", "int4_g64", "int4_g128")
+VARIANT = re.compile(r"(?:int([2-8])|nf4)(?:_g(\d+))?")
+DEFAULT_VARIANTS = ("int8", "int4_g32", "int4_g64", "int4_g128", "nf4_g64")
+NF4_OFFSET = 0.9677083  # QLoRA's choice: the outermost quantile used, so that +-1 are reachable but not extreme
+
+
+def nf4_levels() -> torch.Tensor:
+    """The 16 NormalFloat-4 levels of QLoRA (Dettmers et al., arXiv 2305.14314, Sec. 3): quantiles of N(0, 1) at
+    evenly spaced probabilities, 8 on the positive side and 7 on the negative, plus an exact zero, scaled to
+    [-1, 1]. Computed from that definition (torch's inverse normal CDF), not copied from a table."""
+    positive = torch.special.ndtri(torch.linspace(NF4_OFFSET, 0.5, 9, dtype=torch.float64)[:-1])
+    negative = -torch.special.ndtri(torch.linspace(NF4_OFFSET, 0.5, 8, dtype=torch.float64)[:-1])
+    levels = torch.cat([positive, torch.zeros(1, dtype=torch.float64), negative]).sort().values
+    return (levels / levels.abs().max()).float()
 
 
 @torch.no_grad()
@@ -73,18 +85,43 @@ def fake_quantize(lm: LoadedModel, bits: int = 4, group: int | None = None) -> L
     return LoadedModel(model, lm.tokenizer, f"{lm.source}+int{bits}" + (f"_g{group}" if group else ""))
 
 
+@torch.no_grad()
+def nf4_quantize(lm: LoadedModel, block: int = 64) -> LoadedModel:
+    """A copy whose linear weights are rounded as bitsandbytes' 4-bit NF4 stores them: per block of `block`
+    consecutive weights of a row (bitsandbytes blocks the flattened tensor; for rows that are a multiple of 64
+    long, as in SmolLM2, the blocks are the same), scale = the block's absmax, each weight / scale rounded to the
+    nearest NF4 level. The absmax itself is kept in fp32 (bitsandbytes' double quantization rounds it once more).
+    The output layer stays as it is, as transformers' `load_in_4bit` leaves it."""
+    model = copy.deepcopy(lm.model).eval()
+    output = model.get_output_embeddings()
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and module is not output:
+            w = module.weight
+            levels = nf4_levels().to(w.device, w.dtype)
+            rows, cols = w.shape
+            size = min(block, cols)
+            padded = nn.functional.pad(w, (0, -cols % size)).view(rows, -1, size)
+            scale = padded.abs().amax(-1, keepdim=True).clamp_min(1e-8)
+            nearest = torch.bucketize((padded / scale).contiguous(), (levels[1:] + levels[:-1]) / 2)  # sorted levels
+            w.copy_((levels[nearest] * scale).view(rows, -1)[:, :cols])
+    return LoadedModel(model, lm.tokenizer, f"{lm.source}+nf4_g{block}")
+
+
 def quantized(lm: LoadedModel, variant: str) -> LoadedModel:
     """The model under one variant name (see the module docstring)."""
     if variant == "int8_dynamic":
         return int8_dynamic(lm)
     bits, group = VARIANT.fullmatch(variant).groups()
+    if variant.startswith("nf4"):
+        return nf4_quantize(lm, int(group) if group else 64)
     return fake_quantize(lm, int(bits), int(group) if group else None)
 
 
 @ATTACKS.register("requantization")
 class Requantization(Attack):
     name = "requantization"
-    summary = "round the weights to int8 / grouped int4 grids (or torch int8 dynamic) and ask the QA questions again"
+    summary = ("round the weights to int8 / grouped int4 / NF4 grids (or torch int8 dynamic) and ask the direct "
+               "questions again")
     paper = "Catastrophic Failure of LLM Unlearning via Quantization (Zhang et al., arXiv 2410.16454)"
 
     def __init__(self, variants: tuple[str, ...] = DEFAULT_VARIANTS) -> None:
@@ -92,7 +129,7 @@ class Requantization(Attack):
         unknown = [v for v in variants if v != "int8_dynamic" and not VARIANT.fullmatch(v)]
         if unknown:
             raise ConfigError(f"requantization: unknown variant(s) {unknown}; use int<bits> or int<bits>_g<group> "
-                              "(bits 2-8, e.g. int8, int4_g64) or int8_dynamic")
+                              "(bits 2-8, e.g. int8, int4_g64), nf4 / nf4_g<block> or int8_dynamic")
         self.variants = tuple(variants)
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
