@@ -44,7 +44,8 @@ def _ctx(task, budget=BUDGET, original=None):
 
 def test_registry_has_every_attack():
     assert set(NAMES) >= {"relearning", "in_context", "step_by_step", "form_change", "adversarial_suffix",
-                          "activation_steering", "latent_perturbation", "requantization", "trace_detection"}
+                          "activation_steering", "latent_perturbation", "requantization", "trace_detection",
+                          "benign_relearning"}
     assert attack_names("gcg,anonact") == ["adversarial_suffix", "activation_steering"]
 
 
@@ -125,6 +126,16 @@ def test_step_by_step_prompt_file(task, lm, tmp_path):
     bad.write_text(json.dumps({"category": "sideways", "template": "{question}"}))
     with pytest.raises(ConfigError, match="category"):
         load_prompt_file(bad)
+
+
+def test_benign_relearning_trains_on_fact_free_text_and_judges_every_target(task, lm):
+    ctx = _ctx(task)
+    result = ATTACKS.get("benign_relearning")().run(lm, ctx)
+    assert result.details["source"] == "benign" and result.details["trained_on"] == []
+    assert [o.fact_id for o in result.outcomes] == [f.id for f in ctx.targets]
+    assert "10 fact-free sentences" in result.notes
+    with pytest.raises(ConfigError, match="benign"):
+        Relearning("everything")
 
 
 def test_relearning_never_trains_on_a_held_out_answer(task):
