@@ -157,10 +157,11 @@ def _stop_flags(lm: LoadedModel, vocab: int, stop_at_newline: bool) -> torch.Ten
 
 
 def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: int,
-            stop_at_newline: bool) -> list[list[int]]:
-    """Greedy token ids continuing prompts `rows` (consumes `pre.cache`). A row leaves the batch once it emits
-    eos or, with `stop_at_newline`, once its first non-blank line has ended, i.e. once what `generate` keeps
-    (the stripped text up to its first newline) can no longer change; the others decode on without it."""
+            stop_at_newline: bool, temperature: float = 0.0, generator: torch.Generator | None = None) -> list[list[int]]:
+    """Greedy token ids continuing prompts `rows` (consumes `pre.cache`); with `temperature` > 0, tokens sampled
+    from softmax(logits / temperature) with `generator` instead. A row leaves the batch once it emits eos or,
+    with `stop_at_newline`, once its first non-blank line has ended, i.e. once what `generate` keeps (the
+    stripped text up to its first newline) can no longer change; the others decode on without it."""
     index = torch.tensor(rows, device=lm.device)
     cache, mask, logits = pre.cache, pre.mask[index], pre.next_logits[index]
     cache.batch_select_indices(index)
@@ -170,7 +171,10 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
     active = torch.arange(len(rows), device=lm.device)
     seen_text = torch.zeros(len(rows), dtype=torch.bool, device=lm.device)  # a non-blank token was generated
     for step in range(max_new_tokens):
-        token = logits.argmax(-1)  # (b,)
+        if temperature:
+            token = torch.multinomial((logits / temperature).softmax(-1), 1, generator=generator).squeeze(1)
+        else:
+            token = logits.argmax(-1)  # (b,)
         for row, t in zip(active.tolist(), token.tolist()):
             out[row].append(t)
         done = newline[token] & (text_before[token] | seen_text)
@@ -192,13 +196,15 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
 @torch.no_grad()
 def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int, stats: Stats | None,
          max_new_tokens: int = 0, decode_unless: Callable[[torch.Tensor], bool] | None = None,
-         stop_at_newline: bool = True, max_length: int = 256) -> tuple[list[torch.Tensor | None], list[str]]:
+         stop_at_newline: bool = True, max_length: int = 256, temperature: float = 0.0,
+         seed: int = 0) -> tuple[list[torch.Tensor | None], list[str]]:
     """THE inference loop behind every scorer and `generate`.
 
     Distinct prompts run once per batch (left-padded, KV cached). With `stats`, each (prompt, target) pair gets
     `stats(logits, labels)` at its target tokens. With `max_new_tokens`, every prompt is then decoded greedily
     from the same cache, except those whose pairs' stats all satisfy `decode_unless` (e.g. the greedy tokens
-    provably start with the target). Returns per-pair stats (None without `stats`) and per-pair generated text
+    provably start with the target); `temperature` > 0 samples instead (seeded by `seed`; pairs that share a
+    prompt share its sample). Returns per-pair stats (None without `stats`) and per-pair generated text
     ('' where not decoded). A pair with an empty prompt has nothing to predict its first target token: that
     token becomes the prompt, as in a plain forward pass over the target.
     """
@@ -217,6 +223,7 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
     distinct = list(groups)
     out_stats: list[torch.Tensor | None] = [None] * len(prompts)
     out_text = [""] * len(prompts)
+    generator = torch.Generator(lm.device).manual_seed(seed) if temperature else None
     for idx in _batches([len(p) for p in distinct], batch_size):
         pre = _prefill(lm, [distinct[k] for k in idx])
         pairs = [(row, i) for row, k in enumerate(idx) for i in groups[distinct[k]]]
@@ -231,7 +238,8 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
             rows = [row for row, k in enumerate(idx)
                     if decode_unless is None or not all(decode_unless(out_stats[i]) for i in groups[distinct[k]])]
             if rows:
-                for row, ids in zip(rows, _greedy(lm, pre, rows, max_new_tokens, stop_at_newline)):
+                for row, ids in zip(rows, _greedy(lm, pre, rows, max_new_tokens, stop_at_newline, temperature,
+                                                  generator)):
                     text = tok.decode(ids, skip_special_tokens=True)
                     for i in groups[distinct[idx[row]]]:
                         out_text[i] = text.strip().split("\n")[0].strip() if stop_at_newline else text
@@ -315,10 +323,11 @@ def _newline_flags(tokenizer) -> torch.Tensor:
 
 
 def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = DEFAULT_BATCH,
-             stop_at_newline: bool = True) -> list[str]:
-    """Greedy continuations; with `stop_at_newline` only the first line is kept, and each row stops decoding
-    as soon as that line is complete."""
-    return _run(lm, prompts, [""] * len(prompts), batch_size, None, max_new_tokens, None, stop_at_newline)[1]
+             stop_at_newline: bool = True, temperature: float = 0.0, seed: int = 0) -> list[str]:
+    """Greedy continuations (sampled at `temperature` > 0, seeded); with `stop_at_newline` only the first line is
+    kept, and each row stops decoding as soon as that line is complete."""
+    return _run(lm, prompts, [""] * len(prompts), batch_size, None, max_new_tokens, None, stop_at_newline,
+                temperature=temperature, seed=seed)[1]
 
 
 @torch.no_grad()
@@ -375,12 +384,14 @@ def answer_budget(tokenizer, probes: Sequence[Probe]) -> int:
 
 
 def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int | None = None,
-                 batch_size: int = DEFAULT_BATCH, prefix: str = "", judge_fn: Judge = judge) -> list[ProbeResult]:
+                 batch_size: int = DEFAULT_BATCH, prefix: str = "", judge_fn: Judge = judge,
+                 temperature: float = 0.0, seed: int = 0) -> list[ProbeResult]:
     """Judge every probe: generative ones by greedy decoding + `judge_fn` (strict by default), choice ones by the
     best-scoring option (summed log-prob; `correct_norm` by log-prob per character, as lm-eval's acc_norm).
 
     `max_new_tokens` None: `answer_budget`. `prefix` is prepended to every prompt (used by attacks that add
-    context). One batched pass per kind.
+    context). `temperature` > 0: generative answers are sampled (seeded by `seed`) instead of greedy. One
+    batched pass per kind.
     """
     gen = [p for p in probes if not p.choices]
     cho = [p for p in probes if p.choices]
@@ -391,9 +402,10 @@ def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int |
         # One pass scores the answers; greedy decoding then continues from the same cache. Under the lenient
         # judge it is skipped where the argmax already follows the answer token by token (right whatever
         # follows); the strict judge must read what follows ("Velmora or Quistal"), so it always decodes.
-        shortcut = judge_fn is contains
+        shortcut = judge_fn is contains and not temperature
         scored, outputs = _run(lm, [prefix + p.prompt for p in gen], [p.answer for p in gen], batch_size,
-                               _logprob_and_hit, max_new_tokens, _greedy_match if shortcut else None)
+                               _logprob_and_hit, max_new_tokens, _greedy_match if shortcut else None,
+                               temperature=temperature, seed=seed)
         for p, values, generated in zip(gen, scored, outputs):
             hit = shortcut and _greedy_match(values)
             o = p.answer.strip() if hit else generated

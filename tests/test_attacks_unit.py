@@ -271,3 +271,14 @@ def test_beyond_plain_counts_only_facts_plain_qa_no_longer_answers():
     assert report.results["form_change"].recovery_rate == 2 / 3  # counts "a", which was never forgotten
     assert report.beyond_plain("form_change") == (1, 2)
     assert report.to_dict()["results"]["form_change"]["beyond_plain"] == (1, 2)
+
+
+def test_best_of_n_samples_budget_times_and_counts_any_right_answer(task, lm):
+    ctx = _ctx(task)
+    result = ATTACKS.get("best_of_n")().run(lm, ctx)
+    assert result.details["samples"] == BUDGET.samples and result.details["temperature"] == 1.0
+    counts = result.details["recovered_after_k_samples"]
+    assert len(counts) == BUDGET.samples and counts == sorted(counts)  # any right answer so far: never falls
+    assert counts[-1] == sum(o.recovered for o in result.outcomes)
+    with pytest.raises(ConfigError, match="temperature"):
+        ATTACKS.get("best_of_n")(temperature=0)

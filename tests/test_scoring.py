@@ -65,6 +65,24 @@ def test_generate_is_deterministic_and_order_preserving(lm):
     assert a == b
 
 
+def test_sampling_is_seeded_and_near_zero_temperature_is_greedy(lm):
+    greedy = S.generate(lm, PROMPTS, max_new_tokens=6)
+    assert S.generate(lm, PROMPTS, max_new_tokens=6, temperature=1e-4, seed=3) == greedy
+    a = S.generate(lm, PROMPTS, max_new_tokens=6, temperature=1.0, seed=1)
+    assert a == S.generate(lm, PROMPTS, max_new_tokens=6, temperature=1.0, seed=1)
+    assert a != S.generate(lm, PROMPTS, max_new_tokens=6, temperature=1.0, seed=2)
+
+
+def test_sampled_first_tokens_follow_the_model_distribution(lm):
+    ids = lm.tokenizer(PROMPTS[0], add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        probs = lm.model(torch.tensor([ids])).logits[0, -1].float().softmax(-1)
+        generator = torch.Generator().manual_seed(0)
+        draws = [S._greedy(lm, S._prefill(lm, [ids]), [0], 1, False, 1.0, generator)[0][0] for _ in range(300)]
+    top = int(probs.argmax())
+    assert abs(draws.count(top) / 300 - probs[top].item()) < 0.08  # ~3 standard errors at p <= 0.5
+
+
 def _hf_greedy(model, tokenizer, prompt_ids: list[int], max_new_tokens: int) -> str:
     """Plain Hugging Face greedy decoding of one unpadded prompt: the reference the engine must reproduce."""
     ids = torch.tensor([prompt_ids])

@@ -109,14 +109,15 @@ class Attack:
 
 
 def judge_groups(lm: LoadedModel, facts: Sequence[Fact], groups: Sequence[Sequence[Probe]], prefix: str = "",
-                 max_new_tokens: int | None = None) -> list[Outcome]:
-    """One Outcome per fact: recovered if ANY of its probes is judged right by `score_probes` (one batched call).
+                 max_new_tokens: int | None = None, temperature: float = 0.0, seed: int = 0) -> list[Outcome]:
+    """One Outcome per fact: recovered if ANY of its probes is judged right by `score_probes` (one batched call;
+    greedy answers, or sampled ones at `temperature` > 0).
 
     The evidence kept is the first probe judged right, else the one giving the answer the highest probability.
     A fact with no probes is reported as not recovered.
     """
     flat = [p for g in groups for p in g]
-    scored = score_probes(lm, flat, max_new_tokens, prefix=prefix) if flat else []
+    scored = score_probes(lm, flat, max_new_tokens, prefix=prefix, temperature=temperature, seed=seed) if flat else []
     out, i = [], 0
     for fact, group in zip(facts, groups):
         results = scored[i : i + len(group)]
