@@ -23,12 +23,14 @@ from obliviate.attacks.requantization import (
     quantized,
 )
 from obliviate.attacks.step_by_step import StepByStep, builtin_prompts, load_prompt_file
-from obliviate.data.forms import probes
+from obliviate.data.forms import direct_probes, probes
 from obliviate.data.people import people_task
 from obliviate.errors import ConfigError
+from obliviate.hooks import n_layers
 from obliviate.judge import judge
 from obliviate.models import LoadedModel, tiny_model
 from obliviate.redteam import RedTeamReport, attack, attack_names, print_report, run_attack_command
+from obliviate.scoring import hidden_states
 
 NAMES = attack_names(None)
 BUDGET = Budget(steps=2, samples=2, seconds=60.0, max_facts=3)
@@ -45,7 +47,7 @@ def _ctx(task, budget=BUDGET, original=None):
 def test_registry_has_every_attack():
     assert set(NAMES) >= {"relearning", "in_context", "step_by_step", "form_change", "adversarial_suffix",
                           "activation_steering", "latent_perturbation", "requantization", "trace_detection",
-                          "benign_relearning"}
+                          "benign_relearning", "best_of_n", "directional_ablation"}
     assert attack_names("gcg,anonact") == ["adversarial_suffix", "activation_steering"]
 
 
@@ -282,3 +284,31 @@ def test_best_of_n_samples_budget_times_and_counts_any_right_answer(task, lm):
     assert counts[-1] == sum(o.recovered for o in result.outcomes)
     with pytest.raises(ConfigError, match="temperature"):
         ATTACKS.get("best_of_n")(temperature=0)
+
+
+def test_directional_ablation_removes_the_direction_from_every_block_but_the_last(task, lm, monkeypatch):
+    import obliviate.attacks.directional_ablation as module
+
+    seen = {}
+
+    def judged(model, facts, groups, **kw):  # read block outputs while the attack's hooks are on
+        from obliviate.hooks import capture
+
+        names = [f"resid.{i}" for i in range(n_layers(model.model))]
+        with capture(model.model, *names) as acts:
+            model.model(input_ids=torch.tensor([[5, 6, 7]]))
+        seen.update(acts)
+        return [Outcome(f.id, False) for f in facts]
+
+    monkeypatch.setattr(module, "judge_groups", judged)
+    ctx = _ctx(task)
+    result = ATTACKS.get("directional_ablation")().run(lm, ctx)
+    norms = result.details["direction_norms"]
+    assert len(norms) == n_layers(lm.model) - 1 and all(n > 0 for n in norms)
+    forget = hidden_states(lm, [p.prompt for f in ctx.targets for p in direct_probes(f, lm.tokenizer)])
+    other = hidden_states(lm, [p.prompt for f in task.retain if f.id in result.details["contrast"]
+                               for p in direct_probes(f, lm.tokenizer)])
+    for i in range(n_layers(lm.model) - 1):  # each ablated block's output has no component along its direction
+        direction = forget[:, i + 1].mean(0) - other[:, i + 1].mean(0)
+        along = seen[f"resid.{i}"] @ (direction / direction.norm())
+        assert along.abs().max() < 1e-4, i
