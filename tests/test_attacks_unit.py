@@ -286,29 +286,31 @@ def test_best_of_n_samples_budget_times_and_counts_any_right_answer(task, lm):
         ATTACKS.get("best_of_n")(temperature=0)
 
 
-def test_directional_ablation_removes_the_direction_from_every_block_but_the_last(task, lm, monkeypatch):
+def test_directional_ablation_removes_the_unlearning_shift_from_every_block_but_the_last(task, lm, monkeypatch):
     import obliviate.attacks.directional_ablation as module
 
+    original = tiny_model(seed=1)
     seen = {}
+    real_judge = module.judge_groups
 
     def judged(model, facts, groups, **kw):  # read block outputs while the attack's hooks are on
         from obliviate.hooks import capture
 
-        names = [f"resid.{i}" for i in range(n_layers(model.model))]
-        with capture(model.model, *names) as acts:
+        with capture(model.model, *(f"resid.{i}" for i in range(n_layers(model.model)))) as acts:
             model.model(input_ids=torch.tensor([[5, 6, 7]]))
-        seen.update(acts)
-        return [Outcome(f.id, False) for f in facts]
+        seen[len(seen)] = dict(acts)
+        return real_judge(model, facts, groups, **kw)
 
     monkeypatch.setattr(module, "judge_groups", judged)
-    ctx = _ctx(task)
+    ctx = _ctx(task, original=original)
     result = ATTACKS.get("directional_ablation")().run(lm, ctx)
-    norms = result.details["direction_norms"]
-    assert len(norms) == n_layers(lm.model) - 1 and all(n > 0 for n in norms)
-    forget = hidden_states(lm, [p.prompt for f in ctx.targets for p in direct_probes(f, lm.tokenizer)])
-    other = hidden_states(lm, [p.prompt for f in task.retain if f.id in result.details["contrast"]
-                               for p in direct_probes(f, lm.tokenizer)])
-    for i in range(n_layers(lm.model) - 1):  # each ablated block's output has no component along its direction
-        direction = forget[:, i + 1].mean(0) - other[:, i + 1].mean(0)
-        along = seen[f"resid.{i}"] @ (direction / direction.norm())
-        assert along.abs().max() < 1e-4, i
+    layer = result.details["layer"]
+    assert layer in result.details["retain_kept"] and len(result.outcomes) == len(ctx.targets)
+    prompts = [p.prompt for f in ctx.targets for p in direct_probes(f, lm.tokenizer)]
+    shift = hidden_states(lm, prompts)[:, layer].mean(0) - hidden_states(original, prompts)[:, layer].mean(0)
+    last = seen[len(seen) - 1]  # the targets' judging pass, under the chosen direction
+    for i in range(n_layers(lm.model) - 1):
+        assert (last[f"resid.{i}"] @ (shift / shift.norm())).abs().max() < 1e-4, i
+    free = lm.model(input_ids=torch.tensor([[5, 6, 7]]), output_hidden_states=True).hidden_states
+    assert not torch.allclose(free[1], last["resid.0"])  # without the hooks the component is there
+    assert ATTACKS.get("directional_ablation").needs_original  # the shift needs the model before unlearning
