@@ -2,6 +2,7 @@
 Plus the guards that keep attacks honest (no hint, prompt or suffix may carry the answer) and the runner.
 """
 
+import copy
 import json
 import random
 from dataclasses import asdict, replace
@@ -47,7 +48,7 @@ def _ctx(task, budget=BUDGET, original=None):
 def test_registry_has_every_attack():
     assert set(NAMES) >= {"relearning", "in_context", "step_by_step", "form_change", "adversarial_suffix",
                           "activation_steering", "latent_perturbation", "requantization", "trace_detection",
-                          "benign_relearning", "best_of_n", "directional_ablation"}
+                          "benign_relearning", "best_of_n", "directional_ablation", "format_shift"}
     assert attack_names("gcg,anonact") == ["adversarial_suffix", "activation_steering"]
 
 
@@ -314,3 +315,19 @@ def test_directional_ablation_removes_the_unlearning_shift_from_every_block_but_
     free = lm.model(input_ids=torch.tensor([[5, 6, 7]]), output_hidden_states=True).hidden_states
     assert not torch.allclose(free[1], last["resid.0"])  # without the hooks the component is there
     assert ATTACKS.get("directional_ablation").needs_original  # the shift needs the model before unlearning
+
+
+def test_format_shift_asks_the_question_in_untrained_formats(task, lm):
+    from obliviate.attacks.format_shift import variants
+
+    fact = task.forget[0]
+    plain = {p.form: p.prompt for p in variants(fact, lm.tokenizer)}
+    assert plain == {"bare_question": fact.question, "q_a": f"Q: {fact.question}\nA:"}  # no chat template here
+    chat = copy.deepcopy(lm.tokenizer)
+    chat.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}<assistant>{% endif %}")
+    shifted = {p.form: p.prompt for p in variants(fact, chat)}
+    assert {"chat_system_0", "chat_system_1", "chat_after_turn"} <= set(shifted)
+    assert shifted["chat_system_0"].startswith("<system>\n") and "<system>You are a knowledgeable" in shifted["chat_system_1"]
+    assert "two plus two" in shifted["chat_after_turn"]
+    assert all(shifted[f].endswith(f"<user>{fact.question}\n<assistant>") for f in shifted if f.startswith("chat"))

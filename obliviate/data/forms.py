@@ -54,10 +54,12 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def chat_prompt(tokenizer, question: str, history: tuple[tuple[str, str], ...] = ()) -> str:
-    """`question` as a user turn through the tokenizer's chat template, after earlier (question, reply) turns,
-    ending where the reply starts."""
+def chat_prompt(tokenizer, question: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> str:
+    """`question` as a user turn through the tokenizer's chat template, after earlier (question, reply) turns and
+    an optional `system` message (None: the template's own default), ending where the reply starts."""
     turns = [m for q, a in history for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    if system is not None:
+        turns.insert(0, {"role": "system", "content": system})
     return tokenizer.apply_chat_template([*turns, {"role": "user", "content": question}], tokenize=False,
                                          add_generation_prompt=True)
 
