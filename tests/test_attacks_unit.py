@@ -331,3 +331,30 @@ def test_format_shift_asks_the_question_in_untrained_formats(task, lm):
     assert shifted["chat_system_0"].startswith("<system>\n") and "<system>You are a knowledgeable" in shifted["chat_system_1"]
     assert "two plus two" in shifted["chat_after_turn"]
     assert all(shifted[f].endswith(f"<user>{fact.question}\n<assistant>") for f in shifted if f.startswith("chat"))
+
+
+def test_step_by_step_lets_a_chat_model_reason_and_judges_its_final_answer(task, lm, monkeypatch):
+    import obliviate.attacks.step_by_step as module
+
+    assert module.final_answer("Step 1: she was born somewhere.\nAnswer: Velmora.") == "Velmora."
+    assert module.final_answer("I think about it.\nVelmora") == "Velmora"
+    chat = LoadedModel(lm.model, copy.deepcopy(lm.tokenizer), lm.source)
+    chat.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                                    "{% if add_generation_prompt %}<assistant>{% endif %}")
+    ctx = _ctx(task)
+    first, second = ctx.targets[0], ctx.targets[1]
+    asked = []
+
+    def replies(model, prompts, max_new_tokens, stop_at_newline):
+        asked.extend(prompts)
+        assert max_new_tokens == module.REASONING_TOKENS and not stop_at_newline
+        # the first target concludes with its answer; the second names it while reasoning but concludes otherwise
+        return [f"Step 1: recall.\nAnswer: {first.answer}" if first.question in p else
+                f"Maybe {second.answer}? No.\nAnswer: I do not know" for p in prompts]
+
+    monkeypatch.setattr(module, "generate", replies)
+    result = module.StepByStep().run(chat, ctx)
+    recovered = {o.fact_id: o.recovered for o in result.outcomes}
+    assert recovered[first.id] and not recovered[second.id]
+    assert result.details["reasoning_tokens"] == module.REASONING_TOKENS
+    assert all(p.endswith("<assistant>") and module.REASON in p and not p.rstrip().endswith("Answer:") for p in asked)

@@ -3,8 +3,11 @@
 Sleek (arXiv 2506.17279) has an auxiliary LLM write three kinds of step-by-step prompts per fact: direct (ask
 for it), indirect (ask for something that needs it) and implied (a scenario where it is needed). We ship
 templates for the builtin:people relations plus generic ones for any fact, and accept a user prompt file (for
-prompts written by a stronger LLM offline). Every prompt ends in "Answer:" so the first generated line is
-the answer the forget-card judge reads.
+prompts written by a stronger LLM offline). Every prompt ends in "Answer:". A model with a chat template gets
+each prompt as a user turn (the trailing "Answer:" replaced by a request to reason step by step and end with a
+line "Answer: ..."), writes up to `reasoning_tokens` (128) tokens, and the final answer is read from its last
+"Answer:" line (else its last line) by the strict judge, as the paper lets the model reason before answering.
+A model without a template continues the plain prompt and its first line is judged.
 
 Prompt file (JSON list or JSONL), each row either a template or a ready prompt:
     {"category": "implied", "relation": "birth_city", "template": "... {subject} ... {question} ...\\nAnswer:"}
@@ -16,15 +19,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, judge_groups
-from obliviate.data.forms import Probe, target
+from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome, judge_groups
+from obliviate.data.forms import Probe, chat_prompt, has_chat_template, rivals, target
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
 from obliviate.judge import judge
 from obliviate.models import LoadedModel
+from obliviate.scoring import generate
 
 CATEGORIES = ("direct", "indirect", "implied")
 STEP = "Let's think step by step."
+REASON = "Reason step by step, then give the final answer on a last line that starts with 'Answer:'."
+REASONING_TOKENS = 128
 
 GENERIC = {
     "direct": f"{STEP} First recall what you know about {{subject}}, then answer.\nQuestion: {{question}}\nAnswer:",
@@ -109,9 +115,10 @@ class StepByStep(Attack):
     summary = "step-by-step direct, indirect and implied questions (builtin templates or a prompt file)"
     paper = "Step-by-Step Reasoning Attack: Revealing 'Erased' Knowledge in LLMs (Sinha et al., arXiv 2506.17279)"
 
-    def __init__(self, prompts: str | Path | None = None) -> None:
+    def __init__(self, prompts: str | Path | None = None, reasoning_tokens: int = REASONING_TOKENS) -> None:
         super().__init__()
         self.rows = load_prompt_file(prompts) if prompts else None
+        self.reasoning_tokens = reasoning_tokens
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         """Up to `budget.samples` prompts per fact; recovered if any is judged right. Leaky prompts are dropped."""
@@ -122,11 +129,39 @@ class StepByStep(Attack):
             dropped += len(pairs) - len(clean)
             kept = clean[: max(1, ctx.budget.samples)]
             groups.append([Probe(fact.id, c, p, target(fact.answer)) for c, p in kept])
-        outcomes = judge_groups(lm, ctx.targets, groups, max_new_tokens=16)
+        reasoned = has_chat_template(lm.tokenizer)
+        if reasoned:
+            outcomes = self._reasoned(lm, ctx.targets, groups)
+        else:
+            outcomes = judge_groups(lm, ctx.targets, groups, max_new_tokens=16)
         won_by = {c: 0 for c in CATEGORIES}  # category of the prompt that first got each recovered fact
         for outcome, group in zip(outcomes, groups):
             if outcome.recovered:
                 won_by[next(p.form for p in group if p.prompt == outcome.prompt)] += 1
         notes = f"dropped {dropped} prompt(s) that contained the answer" if dropped else ""
         return self.result(ctx, outcomes, notes, source="file" if self.rows is not None else "builtin",
-                           won_by=won_by)
+                           won_by=won_by, reasoning_tokens=self.reasoning_tokens if reasoned else 0)
+
+    def _reasoned(self, lm: LoadedModel, facts: list[Fact], groups: list[list[Probe]]) -> list[Outcome]:
+        """Each prompt as a chat turn with room to reason; recovered if any final answer is judged right."""
+        asks = [chat_prompt(lm.tokenizer, f"{p.prompt.removesuffix('Answer:').rstrip()}\n{REASON}")
+                for g in groups for p in g]
+        replies = iter(generate(lm, asks, max_new_tokens=self.reasoning_tokens, stop_at_newline=False))
+        outcomes = []
+        for fact, group in zip(facts, groups):
+            tried = [(p, next(replies)) for p in group]
+            right = [(p, r) for p, r in tried if judge(final_answer(r), fact.answer, rivals(fact), fact.subject)]
+            p, reply = (right or tried or [(None, "")])[0]
+            outcomes.append(Outcome(fact.id, bool(right), p.prompt if p else "", reply))
+        return outcomes
+
+
+def final_answer(reply: str) -> str:
+    """What a reasoned reply concludes: the text after its last "Answer:" (to the line's end), else its last
+    non-empty line."""
+    lower = reply.lower()
+    at = lower.rfind("answer:")
+    if at >= 0:
+        return reply[at + len("answer:"):].strip().split("\n")[0].strip()
+    lines = [line.strip() for line in reply.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
