@@ -88,7 +88,8 @@ def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_siz
     if out is None and not PartialState().is_main_process:
         raise ConfigError("under accelerate launch, pass --out so that every process uses the same run folder")
     out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
-    train = TrainConfig(steps=steps or m.default_steps * (UNTIL_BUDGET if until else 1), lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
+    budget = m.default_steps * (UNTIL_BUDGET if until else 1)
+    train = TrainConfig(steps=steps or budget, lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
                         checkpoint_every=checkpoint_every, seed=seed, mixed_precision=mixed_precision,
                         gibberish_every=gibberish_every, gibberish_share=gibberish_share)
     run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume, until=until, keep=keep)

@@ -124,6 +124,8 @@ def unlearn(
               "forms": list(forms), "keep_split": keep_split,
               "environment": environment()}
     if m.training_free:
+        if until is not None:
+            raise ConfigError(f"--until forgotten needs training steps to check between; {name!r} is training-free")
         edited = m.apply(lm, task, train)
         config["train"] = asdict(train) if train else None
         config["method_notes"] = m.notes()

@@ -337,7 +337,8 @@ def test_step_by_step_lets_a_chat_model_reason_and_judges_its_final_answer(task,
     import obliviate.attacks.step_by_step as module
 
     assert module.final_answer("Step 1: she was born somewhere.\nAnswer: Velmora.") == "Velmora."
-    assert module.final_answer("I think about it.\nVelmora") == "Velmora"
+    assert module.final_answer("I think about it.\nVelmora") == "I think about it.\nVelmora"  # short: read whole
+    assert module.final_answer("Mara was mentored by Velmora and received " * 8) == ""  # a long ramble concludes nothing
     chat = LoadedModel(lm.model, copy.deepcopy(lm.tokenizer), lm.source)
     chat.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
                                     "{% if add_generation_prompt %}<assistant>{% endif %}")

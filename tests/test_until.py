@@ -57,6 +57,11 @@ def test_a_task_without_a_control_is_refused():
         unlearn(tiny_model(), task, "ga", train=TRAIN, until=UntilConfig(every=2))
 
 
+def test_a_training_free_method_has_no_steps_to_check_between():
+    with pytest.raises(ConfigError, match="training-free"):
+        unlearn(tiny_model(), people_task("test"), "in_context", until=UntilConfig(every=2))
+
+
 def test_until_cannot_resume(tmp_path):
     with pytest.raises(ConfigError, match="resume"):
         unlearn(tiny_model(), people_task("test"), "ga", train=TRAIN, until=UntilConfig(every=2), out_dir=tmp_path,

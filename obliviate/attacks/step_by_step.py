@@ -6,7 +6,8 @@ templates for the builtin:people relations plus generic ones for any fact, and a
 prompts written by a stronger LLM offline). Every prompt ends in "Answer:". A model with a chat template gets
 each prompt as a user turn (the trailing "Answer:" replaced by a request to reason step by step and end with a
 line "Answer: ..."), writes up to `reasoning_tokens` (128) tokens, and the final answer is read from its last
-"Answer:" line (else its last line) by the strict judge, as the paper lets the model reason before answering.
+"Answer:" line (a short reply without one is read whole; a long one concluded nothing) by the strict judge, as
+the paper lets the model reason before answering.
 A model without a template continues the plain prompt and its first line is judged.
 
 Prompt file (JSON list or JSONL), each row either a template or a ready prompt:
@@ -156,12 +157,14 @@ class StepByStep(Attack):
         return outcomes
 
 
+SHORT_REPLY_WORDS = 30  # a reply this short without an "Answer:" line is its own conclusion
+
+
 def final_answer(reply: str) -> str:
-    """What a reasoned reply concludes: the text after its last "Answer:" (to the line's end), else its last
-    non-empty line."""
-    lower = reply.lower()
-    at = lower.rfind("answer:")
+    """What a reasoned reply concludes: the text after its last "Answer:" (to the line's end); a short reply
+    without one is judged whole; a long one without one concluded nothing (measured: SmolLM2 then rambles through
+    lists of names, and judging the ramble let the never-taught reference "recover" 4 of 11 facts)."""
+    at = reply.lower().rfind("answer:")
     if at >= 0:
         return reply[at + len("answer:"):].strip().split("\n")[0].strip()
-    lines = [line.strip() for line in reply.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return reply.strip() if len(reply.split()) <= SHORT_REPLY_WORDS else ""
