@@ -36,7 +36,6 @@ from obliviate.progress import note, phase
 from obliviate.scoring import score_probes
 
 PROBE_SPLITS = ("forget", "holdout", "retain", "neighbours")
-KEPT_SPLITS = ("retain", "neighbours")
 
 
 @dataclass
