@@ -359,3 +359,19 @@ def test_step_by_step_lets_a_chat_model_reason_and_judges_its_final_answer(task,
     assert recovered[first.id] and not recovered[second.id]
     assert result.details["reasoning_tokens"] == module.REASONING_TOKENS
     assert all(p.endswith("<assistant>") and module.REASON in p and not p.rstrip().endswith("Answer:") for p in asked)
+
+
+def test_steering_adds_at_the_first_answer_position_or_along_the_whole_chat_reply(task, lm):
+    from obliviate.attacks.activation_steering import _steer
+
+    act, delta = torch.zeros(1, 5, 3), torch.ones(3)
+    first = _steer(delta, prompt_len=3)(act, "resid.0")
+    assert first[0, :, 0].tolist() == [0, 0, 1, 0, 0] and _steer(delta, 3)(torch.zeros(1, 1, 3), "x") is None
+    whole = _steer(delta, prompt_len=3, whole_reply=True)
+    assert whole(act, "resid.0")[0, :, 0].tolist() == [0, 0, 1, 1, 1]
+    assert whole(torch.zeros(1, 1, 3), "x")[0, 0].tolist() == [1, 1, 1]  # every generation step of the reply
+    chat = LoadedModel(lm.model, copy.deepcopy(lm.tokenizer), lm.source)
+    chat.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                                    "{% if add_generation_prompt %}<assistant>{% endif %}")
+    assert ATTACKS.get("activation_steering")().run(chat, _ctx(task)).details["form"] == "chat"
+    assert ATTACKS.get("activation_steering")().run(lm, _ctx(task)).details["form"] == "qa"

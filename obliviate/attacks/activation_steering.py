@@ -5,6 +5,9 @@ unrelated names), take the residual state at the last prompt token, and steer wi
 S = A_l(Q) - mean_n A_l(Q*_n), adding c·S only while the first answer token is produced. The paper samples
 2000 answers at temperature 2 and ranks candidates by word frequency; we keep the forget-card judge instead
 (greedy decoding, so one steered answer per setting) and try a few (layer, c) settings, up to budget.samples.
+A model with a chat template is asked (and its steering vector taken) through the template, and the whole reply
+is steered, since a chat reply reaches the answer only after a lead-in; a model without one gets the plain QA
+prompt and only its first answer token is steered, as in the paper.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 import torch
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome
-from obliviate.data.forms import probes, qa_prompt
+from obliviate.data.forms import chat_prompt, has_chat_template, probes, qa_prompt
 from obliviate.data.people import FIRST_A, FIRST_B, LAST_A, LAST_B
 from obliviate.data.schema import Fact, Task
 from obliviate.hooks import hooks, n_layers
@@ -60,13 +63,15 @@ def steering_settings(lm: LoadedModel, samples: int) -> list[tuple[int, float]]:
 @ATTACKS.register("activation_steering", "anonact")
 class ActivationSteering(Attack):
     name = "activation_steering"
-    summary = "steer the first answer token by real-minus-anonymised question activations (AnonAct)"
+    summary = "steer the answer by real-minus-anonymised question activations (AnonAct; chat turn when there is one)"
     paper = "Extracting Unlearned Information from LLMs with Activation Steering (Seyitoğlu et al., arXiv 2411.02631)"
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         """One judged probe per fact and setting; recovered if any setting gets the answer."""
         settings = steering_settings(lm, ctx.budget.samples)
         names = invented_names(ctx.task, N_ANONYMOUS, ctx.seed)
+        form = "chat" if has_chat_template(lm.tokenizer) else "qa"
+        ask = (lambda q: chat_prompt(lm.tokenizer, q)) if form == "chat" else qa_prompt
         outcomes, skipped, hits = [], 0, {f"layer{layer}_c{c:g}": 0 for layer, c in settings}
         for fact in ctx.targets:
             anon = anonymised(fact, names)
@@ -74,36 +79,45 @@ class ActivationSteering(Attack):
                 skipped += 1
                 outcomes.append(Outcome(fact.id, False))
                 continue
-            probe = probes(fact, "qa")[0]
+            probe = probes(fact, form, lm.tokenizer)[0]
             layers = sorted({layer for layer, _ in settings})
-            acts = hidden_states(lm, [qa_prompt(q) for q in [fact.question, *anon]], [layer + 1 for layer in layers])
+            asked = [ask(q) for q in [fact.question, *anon]]
+            acts = hidden_states(lm, asked, [layer + 1 for layer in layers])
             prompt_len = len(lm.tokenizer(probe.prompt, add_special_tokens=False)["input_ids"])
             best = None
             for layer, c in settings:
                 k = layers.index(layer)
                 vector = (acts[0, k] - acts[1:, k].mean(0)).to(lm.device)  # (H,)
-                with hooks(lm.model, (f"resid.{layer}", _first_answer_token(vector * c, prompt_len))):
+                with hooks(lm.model, (f"resid.{layer}", _steer(vector * c, prompt_len, whole_reply=form == "chat"))):
                     r = score_probes(lm, [probe])[0]
                 hits[f"layer{layer}_c{c:g}"] += r.correct
                 if best is None or (r.correct, r.probability) > (best.correct, best.probability):
                     best = r
             outcomes.append(Outcome(fact.id, best.correct, best.probe.prompt, best.output, best.probability))
         notes = f"{skipped} fact(s) skipped (question does not name its subject, or time budget)" if skipped else ""
-        return self.result(ctx, outcomes, notes, settings=hits, anonymous_per_question=N_ANONYMOUS)
+        return self.result(ctx, outcomes, notes, settings=hits, anonymous_per_question=N_ANONYMOUS, form=form)
 
 
-def _first_answer_token(delta: torch.Tensor, prompt_len: int):
-    """Hook adding `delta` at the last prompt position only (the position that emits the first answer token).
+def _steer(delta: torch.Tensor, prompt_len: int, whole_reply: bool = False):
+    """Hook adding `delta` at the last prompt position (the position that emits the first answer token) and,
+    with `whole_reply`, at every generated position after it (a chat reply opens with a lead-in, "The capital
+    of ... is", before the answer, so steering only its first token would steer the lead-in).
 
     Works for the teacher-forced scoring pass (prompt + answer) and the first generation pass (prompt alone);
-    later generation steps (one new position each) are left alone. Batches of one prompt, unpadded.
+    later generation steps (one new position each) are steered only with `whole_reply`. Batches of one
+    prompt, unpadded.
     """
 
     def add(act: torch.Tensor, _name: str) -> torch.Tensor | None:
-        if act.shape[0] != 1 or act.shape[1] < prompt_len:
+        if act.shape[0] != 1:
+            return None
+        if act.shape[1] == 1 and whole_reply:  # a generation step
+            return act + delta.to(act.dtype)
+        if act.shape[1] < prompt_len:
             return None
         out = act.clone()
-        out[0, prompt_len - 1] += delta.to(act.dtype)
+        end = act.shape[1] if whole_reply else prompt_len
+        out[0, prompt_len - 1 : end] += delta.to(act.dtype)
         return out
 
     return add
