@@ -293,9 +293,18 @@ def _gibberish(lm: LoadedModel, prompts: list[str]) -> tuple[float, float, str]:
     return len(bad) / len(outputs), len(words) / len(outputs), (bad[0] if bad else "")
 
 
-def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copy of the trainable weights (the last state that passed the collapse watch)."""
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copy of the trainable weights (a state to go back to: the last one that passed the collapse watch,
+    the best checkpoint of a stop rule)."""
     return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def restore(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Copy a `snapshot` back into `model` (parameters it does not name are left as they are)."""
+    for name, p in model.named_parameters():
+        if name in weights:
+            p.copy_(weights[name])
 
 
 def _prune_updates(model: torch.nn.Module, before: dict[str, torch.Tensor], fraction: float) -> None:
@@ -472,7 +481,7 @@ def _loop(lm, objective, ctx, wrapped, model, optimizer, scaler, accelerator, fo
         if not watch:
             warnings.warn(f"{description}: the collapse watch is off: the model answers its prompts in no words "
                           "even before training", stacklevel=2)
-    good = (start, _snapshot(model)) if watch else None
+    good = (start, snapshot(model)) if watch else None
 
     def collapsed(what: str, step: int) -> TrainingCollapseError:
         """Put the last good state back (on disk too, when there is a run folder) and explain how to go on."""
@@ -480,10 +489,7 @@ def _loop(lm, objective, ctx, wrapped, model, optimizer, scaler, accelerator, fo
             return TrainingCollapseError(f"{description}: {what} at step {step}; the run collapsed and no earlier "
                                          "state passed the collapse watch (it is off or could not read this model). "
                                          "Lower lr or steps, or add a retain term.")
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name in good[1]:
-                    p.copy_(good[1][name])
+        restore(model, good[1])
         where = "the model passed in now holds it"
         if out_dir is not None:
             path = Path(out_dir) / "last-good"
@@ -535,7 +541,7 @@ def _loop(lm, objective, ctx, wrapped, model, optimizer, scaler, accelerator, fo
             if share >= config.gibberish_share:
                 raise collapsed(f"{share:.0%} of the greedy answers to the watched prompts are gibberish "
                                 f"(e.g. {example!r})", done)
-            good = (done, _snapshot(model))
+            good = (done, snapshot(model))
         if out_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
             checkpoint.save(Path(out_dir), done, model, optimizer, history, objective.state_dict(), identity,
                             accelerator)

@@ -34,6 +34,7 @@ from obliviate.metrics.forms import per_fact
 from obliviate.models import LoadedModel
 from obliviate.progress import note, phase
 from obliviate.scoring import score_probes
+from obliviate.train import restore, snapshot
 
 PROBE_SPLITS = ("forget", "holdout", "retain", "neighbours")
 
@@ -141,7 +142,7 @@ class UntilForgotten:
         self.curve.append(check)
         if self.best is None or check.shortfall < self.best.shortfall - 1e-9:
             self.best = check
-            self._best_weights = {n: p.detach().to("cpu", copy=True) for n, p in lm.model.named_parameters()}
+            self._best_weights = snapshot(lm.model)
         return check.forgotten and check.kept
 
     def restore_best(self, model: torch.nn.Module) -> int:
@@ -150,10 +151,7 @@ class UntilForgotten:
             raise ConfigError("--until forgotten: training ended before the first check; give --steps at least "
                               f"--check-every ({self.config.every})")
         if self.best is not self.curve[-1]:
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    if name in self._best_weights:
-                        p.copy_(self._best_weights[name])
+            restore(model, self._best_weights)
         self._best_weights = None
         return self.best.step
 

@@ -51,7 +51,8 @@ class DirectionalAblation(Attack):
             return self.result(ctx, [], "nothing to do: no targets or no original model")
         prompts = [p.prompt for g in groups for p in g]
         blocks = n_layers(lm.model)
-        layers = sorted({max(1, min(blocks - 1, round(d * (blocks - 1)))) for d in DEPTHS})  # hidden state i = block i-1
+        candidates = list(dict.fromkeys(max(1, min(blocks - 1, round(d * (blocks - 1)))) for d in DEPTHS))
+        layers = sorted(candidates)  # hidden state i = output of block i - 1
         shift = hidden_states(lm, prompts, layers).mean(0) - hidden_states(ctx.original, prompts, layers).mean(0)
         units = {layer: s / s.norm().clamp_min(1e-8) for layer, s in zip(layers, shift)}
 
@@ -59,10 +60,9 @@ class DirectionalAblation(Attack):
             return hooks(lm.model, *((f"resid.{b}", _projection(units[layer])) for b in range(blocks - 1)))
 
         kept = {}
-        for depth in DEPTHS:
-            layer = max(1, min(blocks - 1, round(depth * (blocks - 1))))
-            if layer in kept or (kept and self.out_of_time(ctx)):
-                continue
+        for layer in candidates:  # in DEPTHS order
+            if kept and self.out_of_time(ctx):
+                break
             with ablated(layer):
                 kept[layer] = sum(o.recovered for o in judge_groups(
                     lm, keep, [direct_probes(f, lm.tokenizer) for f in keep])) if keep else 0
