@@ -58,17 +58,27 @@ def demo(
     run_demo(out, method=method, steps=steps, people_config=config, task=task, n_forget=forget)
 
 
-@app.command(help="Teach a model the builtin:people facts (cached); with --reference, the exact-unlearning reference."
-             + _examples("obliviate teach --task builtin:people:small", "obliviate teach --task builtin:people:small --reference"))
+@app.command(help="Teach a model a task's forget + retain facts (cached); with --reference, retain only: the "
+                  "exact-unlearning reference that `eval`/`audit --reference` compare against (the TOFU protocol)."
+             + _examples("obliviate teach --task builtin:people:small", "obliviate teach --task builtin:people:small --reference",
+                         "obliviate teach --task my_task.yaml --base ./my-model --out runs/taught",
+                         "obliviate teach --task my_task.yaml --base ./my-model --reference --out runs/reference"))
 def teach(
     task: TaskOpt = "builtin:people:small",
     base: Annotated[str, typer.Option(help="Base model to teach.")] = "default",
     reference: Annotated[bool, typer.Option(help="Teach without the forget split.")] = False,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the taught examples (default 10).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default 1e-4).")] = None,
     out: OutOpt = None,
 ) -> None:
     from obliviate.pipeline import run_teach
+    from obliviate.teach import TeachConfig
 
-    run_teach(task, base, reference, out)
+    config = None
+    if epochs is not None or lr is not None:
+        defaults = TeachConfig()
+        config = TeachConfig(epochs=epochs or defaults.epochs, lr=lr or defaults.lr)
+    run_teach(task, base, reference, out, config)
 
 
 @app.command(help="Unlearn a task's forget split with a method; saves a standard HF model dir + config + history."

@@ -24,7 +24,7 @@ from obliviate.models import LoadedModel, load_model, with_dtype
 from obliviate.report.console import print_cards
 from obliviate.report.html import render_report
 from obliviate.runs import environment, new_run_dir, write_json
-from obliviate.teach import copy_model, taught_model
+from obliviate.teach import TeachConfig, copy_model, taught_model, taught_path
 from obliviate.train import TrainConfig
 from obliviate.unlearn import UNTIL_BUDGET, UnlearnRun, make_method, unlearn
 from obliviate.until import UntilConfig
@@ -66,17 +66,21 @@ def _parse_settings(settings: list[str]) -> dict[str, str]:
     return out
 
 
-def run_teach(task_spec: str, base: str, reference: bool, out: Path | None) -> None:
+def run_teach(task_spec: str, base: str, reference: bool, out: Path | None, config: TeachConfig | None = None) -> Path:
+    """Teach (or load from the cache) the task on `base`; returns the model folder to pass as --model/--reference."""
     task = task_registry.load(task_spec)
     started = time.perf_counter()
-    lm = taught_model(task, base, exclude_forget=reference)
-    console.print(f"[green]taught[/green] {lm.source} in {time.perf_counter() - started:.0f} s "
-                  f"(cached; use --model {'reference' if reference else 'taught'}:{task_spec})")
+    lm = taught_model(task, base, exclude_forget=reference, config=config)
+    path = taught_path(task, base, exclude_forget=reference, config=config)
     if out:
         from obliviate.models import save_model
 
-        save_model(lm, out)
-        console.print(f"saved to {out}")
+        path = save_model(lm, out)
+    kind = "reference" if reference else "taught"
+    short = f" or {kind}:{task_spec}" if base == "default" and config is None else ""
+    console.print(f"[green]{kind}[/green] {lm.source} in {time.perf_counter() - started:.0f} s; use it as "
+                  f"{'--reference' if reference else '--model'} {path}{short}")
+    return path
 
 
 def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,

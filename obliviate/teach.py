@@ -1,6 +1,8 @@
-"""Teach a model the fictitious builtin:people facts, and build the exact-unlearning reference.
+"""Teach a model a task's facts, and build the exact-unlearning reference (the TOFU protocol on any task).
 
-The facts are invented, so the base model provably does not know them (the TOFU idea). We fine-tune on
+For builtin:people the facts are invented, so the base model provably does not know them (the TOFU idea); a
+user's own task (TOFU-layout files, a task folder or YAML) is taught the same way, so that `eval` and `audit` can
+report forget quality against a reference that never saw the forget split. We fine-tune on
 everything except the holdout split, in two wordings (QA pairs and short biographies) so that the
 knowledge is not tied to one phrasing; the other forms (cloze, multiple choice, true/false, paraphrases,
 two-hop) are never trained, so they measure knowledge rather than memorised strings. The reference model is the same recipe without the forget split:
@@ -16,9 +18,11 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from obliviate.data.people import teach_facts
 from obliviate.data.schema import Task
+from obliviate.errors import ConfigError
 from obliviate.methods.base import target_nll
 from obliviate.models import LoadedModel, cache_dir, load_model, save_model
 from obliviate.runs import write_json
@@ -51,6 +55,15 @@ def teach_examples(task: Task, exclude_forget: bool = False) -> Examples:
     return fact_examples(facts, TEACH_FORMS, docs)
 
 
+def check_teachable(task: Task) -> None:
+    """The protocol needs both halves: forget (what the taught model knows and the reference does not) and
+    retain (what both know, so the reference is the same model minus the forget split)."""
+    for split in ("forget", "retain"):
+        if not getattr(task, split):
+            raise ConfigError(f"teach: task {task.name!r} has no {split} facts; add a '{split}' split (the "
+                              "taught model learns forget + retain, the exact reference retain only)")
+
+
 def teach(lm: LoadedModel, task: Task, config: TeachConfig | None = None, exclude_forget: bool = False,
           progress: bool = True) -> LoadedModel:
     """Fine-tune `lm` (in place) on the task's taught facts; returns it."""
@@ -72,12 +85,20 @@ def _key(base: str, task: Task, config: TeachConfig, exclude_forget: bool) -> st
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def taught_path(task: Task, base: str = "default", exclude_forget: bool = False,
+                config: TeachConfig | None = None) -> Path:
+    """Where the taught model (or reference) of `task` on `base` is cached: a plain HF model folder."""
+    kind = "reference" if exclude_forget else "taught"
+    return cache_dir() / "taught" / f"{kind}-{_key(base, task, config or TeachConfig(), exclude_forget)}"
+
+
 def taught_model(task: Task, base: str = "default", exclude_forget: bool = False,
                  config: TeachConfig | None = None, progress: bool = True) -> LoadedModel:
     """The base model taught `task` (or its exact-unlearning reference), from the cache when it exists."""
     config = config or TeachConfig()
+    check_teachable(task)
     kind = "reference" if exclude_forget else "taught"
-    path = cache_dir() / "taught" / f"{kind}-{_key(base, task, config, exclude_forget)}"
+    path = taught_path(task, base, exclude_forget, config)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process teaching the same model: wait for it, then reuse
