@@ -36,6 +36,10 @@ TaskOpt = Annotated[str, typer.Option("--task", "-t", help="builtin:people:CONFI
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/COMMAND-TIMESTAMP).")]
 
 
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
 def _examples(*lines: str) -> str:
     return "\n\n**Examples**\n\n" + "\n\n".join(f"    {line}" for line in lines)
 
@@ -84,10 +88,16 @@ def teach(
 @app.command(help="Unlearn a task's forget split with a method; saves a standard HF model dir + config + history."
              + _examples("obliviate unlearn --model taught:builtin:people:small --task builtin:people:small --method npo",
                          "obliviate unlearn -m ./my-model -t task.yaml --method graddiff --steps 40 --lr 1e-5 --lora",
-                         "obliviate unlearn -m ./my-model -t task.yaml --method npo --set beta=0.05 --out runs/x --resume"))
+                         "obliviate unlearn -m ./my-model -t task.yaml --method npo --set beta=0.05 --out runs/x --resume",
+                         "obliviate unlearn --model default --target 'Albert Einstein' --until forgotten --out runs/einstein"))
 def unlearn(
     model: ModelOpt,
-    task: TaskOpt,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="builtin:people:CONFIG:FORGET, builtin:realfacts, "
+                                                                 "a task YAML or a folder (or --target).")] = None,
+    target: Annotated[str | None, typer.Option(help="Forget a name the model knows (RWKU setting): the task is built "
+                                                    "from the model itself and saved in OUT/task.")] = None,
+    neighbours: Annotated[str | None, typer.Option(help="With --target: comma-separated related names that must "
+                                                        "stay (default: names from the model's own description).")] = None,
     method: Annotated[str, typer.Option(help="See `obliviate methods`.")] = "npo",
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the method's tuned value).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's tuned value).")] = None,
@@ -127,7 +137,8 @@ def unlearn(
     run_unlearn(model, task, method, steps=steps, lr=lr, batch_size=batch_size, lora=lora,
                 forms=tuple(f.strip() for f in forms.split(",")), settings=set_ or [],
                 checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out, mixed_precision=mixed_precision,
-                gibberish_every=gibberish_every, gibberish_share=gibberish_share, until=stop, keep=keep)
+                gibberish_every=gibberish_every, gibberish_share=gibberish_share, until=stop, keep=keep,
+                target=target, neighbours=_names(neighbours))
 
 
 @app.command("eval", help="Compute the forget card of a model on a task; writes card.json and prints a table."
@@ -313,6 +324,20 @@ def tasks_list() -> None:
     for name, text in list_tasks():
         table.add_row(name, text)
     console.print(table)
+
+
+@tasks_app.command("target", help="Build (without unlearning) the task of forgetting a name the model knows: "
+                   "forget facts it states consistently, its own descriptions, neighbours, retain and holdout."
+                   + _examples("obliviate tasks target 'Albert Einstein' --out my_tasks/einstein"))
+def tasks_target(
+    name: Annotated[str, typer.Argument(help="What to forget, as the model would be asked about it.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Task folder to write.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The model the task is built from.")] = "default",
+    neighbours: Annotated[str | None, typer.Option(help="Comma-separated related names that must stay.")] = None,
+) -> None:
+    from obliviate.pipeline import build_target
+
+    build_target(model, name, out, _names(neighbours))
 
 
 @tasks_app.command("show", help="Split sizes and a sample fact of a task." + _examples("obliviate tasks show builtin:people:small"))

@@ -83,21 +83,42 @@ def run_teach(task_spec: str, base: str, reference: bool, out: Path | None, conf
     return path
 
 
-def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_size, lora, forms, settings,
+def build_target(model: str, target: str, out: Path, neighbours: list[str] | None = None,
+                 lm: LoadedModel | None = None) -> Path:
+    """Build the task of forgetting `target` from the model itself and save it as a task folder under `out`."""
+    from obliviate.target import build_target_task, save_task
+
+    lm = lm or resolve_model(model)
+    task = build_target_task(lm, target, neighbours)
+    folder = save_task(task, out, target, model)
+    console.print(f"task of forgetting {target!r} → {folder} (edit it and pass it as --task)")
+    return folder
+
+
+def run_unlearn(model: str, task_spec: str | None, method: str, *, steps, lr, batch_size, lora, forms, settings,
                 checkpoint_every, resume, seed, out, mixed_precision: str = "auto", gibberish_every: int = 10,
-                gibberish_share: float = 0.75, until: UntilConfig | None = None, keep: str | None = None) -> Path:
+                gibberish_share: float = 0.75, until: UntilConfig | None = None, keep: str | None = None,
+                target: str | None = None, neighbours: list[str] | None = None) -> Path:
+    if (task_spec is None) == (target is None):
+        raise ConfigError("give either --task (facts to forget) or --target (a name the model knows), not both")
     lm = resolve_model(model)
-    task = load_task(task_spec, lm)
     m = make_method(method, **_parse_settings(settings))
     if out is None and not PartialState().is_main_process:
         raise ConfigError("under accelerate launch, pass --out so that every process uses the same run folder")
     out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
+    if target is not None:
+        task_spec = str(out / "task") if resume and (out / "task" / "task.yaml").exists() else \
+            str(build_target(model, target, out / "task", neighbours, lm))
+    task = load_task(task_spec, lm)
     budget = m.default_steps * (UNTIL_BUDGET if until else 1)
     train = TrainConfig(steps=steps or budget, lr=lr or m.default_lr, batch_size=batch_size, lora=lora,
                         checkpoint_every=checkpoint_every, seed=seed, mixed_precision=mixed_precision,
                         gibberish_every=gibberish_every, gibberish_share=gibberish_share)
     run = unlearn(lm, task, m, train=train, forms=forms, out_dir=out, resume=resume, until=until, keep=keep)
     run.config["model"] = model
+    run.config["task_spec"] = task_spec
+    if target is not None:
+        run.config["target"] = target
     if not PartialState().is_main_process:  # under `accelerate launch`, rank 0 saves and prints
         return out
     run.save(out)
@@ -105,7 +126,8 @@ def run_unlearn(model: str, task_spec: str, method: str, *, steps, lr, batch_siz
     if until is not None:
         met = run.config["until"]["met"]
         console.print(f"[{'green' if met else 'red'}]until forgotten[/]: {run.config['until']['message']} "
-                      f"(curve in history.json; `obliviate audit --model {out}/model` adds the card and the report)")
+                      f"(curve in history.json; `obliviate audit --model {out}/model --task {task_spec} --original "
+                      f"{model}` adds the card, the attacks and the report)")
     return out
 
 

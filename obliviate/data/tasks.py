@@ -14,6 +14,7 @@ from typing import Any
 from obliviate.data import io
 from obliviate.data.people import CONFIGS, FORGET_SPLITS, people_task
 from obliviate.data.realfacts import real_facts, realfacts_task
+from obliviate.data.rwku import is_rwku_folder, load_rwku
 from obliviate.data.schema import Fact, Task
 from obliviate.errors import ConfigError, TaskFormatError
 from obliviate.registry import Registry
@@ -55,10 +56,13 @@ def _realfacts(size: str = "", forget_fraction: float | str = 0.1, seed: int | s
 
 
 def _from_folder(folder: Path) -> Task:
-    """A task from a folder: its task.yaml/task.yml if any, else files named after splits (forget.jsonl, ...)."""
+    """A task from a folder: its task.yaml/task.yml if any, else an RWKU target folder (obliviate.data.rwku), else
+    files named after splits (forget.jsonl, ...)."""
     for name in ("task.yaml", "task.yml"):
         if (folder / name).is_file():
             return io.load_task(folder / name)
+    if is_rwku_folder(folder):
+        return load_rwku(folder)
     spec: dict[str, Any] = {"name": folder.name}
     for split in (*io.FACT_SPLITS, *io.DOC_SPLITS):
         found = [folder / f"{split}{ext}" for ext in SPLIT_FILES if (folder / f"{split}{ext}").is_file()]
