@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from obliviate.data.forms import probes
+from obliviate.data.forms import OPTION_LETTERS, probes
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
@@ -57,6 +57,21 @@ def mcq_rows(facts: Sequence[Fact]) -> list[dict[str, Any]]:
             for f in facts for p in probes(f, "mcq")]
 
 
+def wmdp_rows(facts: Sequence[Fact], topic: str = "") -> list[dict[str, Any]]:
+    """One JSON row per MCQ fact in WMDP's lm-eval prompt: the description line, the question, lettered options,
+    "Answer:"; the choices are the letters (lm-eval's wmdp task scores " A" ... " D")."""
+    about = f" about {topic}" if topic else ""
+    rows = []
+    for f in facts:
+        if f.mcq is None:
+            continue
+        listed = "\n".join(f"{OPTION_LETTERS[i]}. {o}" for i, o in enumerate(f.mcq.options))
+        rows.append({"id": f.id, "label": f.mcq.answer_index, "choices": list(OPTION_LETTERS[:len(f.mcq.options)]),
+                     "prompt": f"The following are multiple choice questions (with answers){about}.\n\n"
+                               f"{f.mcq.question.strip()}\n{listed}\nAnswer:"})
+    return rows
+
+
 def task_config(name: str, data_file: Path, cache_dir: Path) -> dict[str, Any]:
     """An lm-eval multiple-choice task over a local JSONL file (column names, no Jinja: nothing to escape)."""
     return {
@@ -75,8 +90,10 @@ def task_config(name: str, data_file: Path, cache_dir: Path) -> dict[str, Any]:
     }
 
 
-def write_mcq_tasks(folder: str | Path, facts_by_task: Mapping[str, Sequence[Fact]]) -> list[str]:
-    """Write `<name>.yaml` + `<name>.jsonl` for every task name that has at least one MCQ fact.
+def write_mcq_tasks(folder: str | Path, facts_by_task: Mapping[str, Sequence[Fact]],
+                    rows_of: Callable[[Sequence[Fact]], list[dict[str, Any]]] = mcq_rows) -> list[str]:
+    """Write `<name>.yaml` + `<name>.jsonl` for every task name that has at least one MCQ fact; `rows_of` picks
+    the prompt (`mcq_rows`: obliviate's own; `wmdp_rows`: WMDP's).
 
     Returns the names written, in the given order. Paths in the YAML are absolute (lm-eval resolves
     `data_files` against the working directory, not the YAML's folder).
@@ -85,7 +102,7 @@ def write_mcq_tasks(folder: str | Path, facts_by_task: Mapping[str, Sequence[Fac
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, facts in facts_by_task.items():
-        rows = mcq_rows(facts)
+        rows = rows_of(facts)
         if not rows:
             continue
         data = folder / f"{name}.jsonl"

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from obliviate.data.schema import Document, Fact, MultipleChoice, Task, fact_from_dict
+from obliviate.data.wmdp import load_wmdp
 from obliviate.errors import TaskFormatError
 
 CSV_TEXT = ("id", "question", "answer", "subject", "relation", "object", "cloze", "paraphrased_answer")
 CSV_LISTS = ("paraphrases", "perturbed_answers", "neighbours", "tags", "mcq_options")
 TOFU_COLUMNS = ("question", "answer", "paraphrased_answer", "perturbed_answer", "paraphrased_question")
-FORMATS = ("facts", "tofu")
+FORMATS = ("facts", "tofu", "wmdp")
 FACT_SPLITS = ("forget", "retain", "neighbours", "general", "holdout")
 DOC_SPLITS = ("forget_documents", "retain_documents", "teach_documents")
 
@@ -228,6 +229,9 @@ def load_hf_dataset(name_or_path: str | Path, split: str = "train", *, config: s
     return facts
 
 
+FACT_LOADERS: dict[str, Callable[[Path], list[Fact]]] = {"facts": load_facts, "tofu": load_tofu, "wmdp": load_wmdp}
+
+
 def _paths(value: Any, base: Path, yaml_path: str) -> list[Path]:
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(v, str) and v.strip() for v in items):
@@ -236,7 +240,8 @@ def _paths(value: Any, base: Path, yaml_path: str) -> list[Path]:
 
 
 def load_task(spec: dict | str | Path, base_dir: str | Path | None = None) -> Task:
-    """A Task from a YAML file (or the same dict): keys name, format (facts|tofu), the five splits and documents.
+    """A Task from a YAML file (or the same dict): keys name, format (facts|tofu|wmdp: the layout of the fact
+    files), the five splits and documents.
 
     Paths in a YAML file are relative to it; paths in a dict are relative to `base_dir` (default: cwd).
     """
@@ -268,7 +273,7 @@ def load_task(spec: dict | str | Path, base_dir: str | Path | None = None) -> Ta
         if data.get(split) is None:
             continue
         for p in _paths(data[split], base, where):
-            items = load_documents(p) if split in DOC_SPLITS else load_tofu(p) if fmt == "tofu" else load_facts(p)
+            items = load_documents(p) if split in DOC_SPLITS else FACT_LOADERS[fmt](p)
             if not items:
                 raise TaskFormatError(f"{p}: the {split} split is empty; add at least one entry or drop it from {where}")
             getattr(task, split).extend(items)
