@@ -23,10 +23,11 @@ pytestmark = pytest.mark.slow
 BUDGET = Budget(steps=10, samples=4, seconds=300.0, max_facts=12)  # samples: prompts / settings / scales per fact
 RECOVERING = [name for name, cls in ATTACKS.items() if cls.recovers]
 REAL_BUDGET = Budget(steps=10, samples=4, seconds=300.0, max_facts=60)
-REAL_ATTACKS = ["in_context", "form_change", "trace_detection"]  # ~2.5 min each: 60 facts x 2 runs
+REAL_ATTACKS = ["in_context", "form_change", "format_shift", "trace_detection"]  # ~1-2.5 min each: 60 facts x 2
 # Measured (benchmarks/attacks.py settings, 60 targets): asked directly 32 % still answered; in_context +58 %
 # [+44, +70] above the control and +27 % [+11, +40] above asking directly; requantization +38 % / +12 % [+1, +22]
-# (5.5 min, left to the benchmark); form_change +15 % [-0, +30]; relearning +10 % [-3, +26] on the held-out half.
+# (5.5 min, left to the benchmark); form_change +15 % [-0, +30]; relearning +10 % [-3, +26] on the held-out half;
+# format_shift +46 % [+29, +59] above the control, +27 % [+14, +39] above asking directly (61 s; docs/attacks.md).
 WEAK_GA = TrainConfig(steps=16, lr=3e-5, progress=False)
 
 
@@ -70,6 +71,13 @@ def test_an_attack_brings_hidden_real_knowledge_back_above_its_control(weak_real
              if ATTACKS.get(n).recovers}
     above = [n for n, (control, plain) in found.items() if control.lo > 0 and plain.lo > 0]
     assert above, f"no attack above both its control and asking directly: {found}"
+
+
+def test_format_shift_reads_what_direct_questions_no_longer_give(weak_real):
+    """System prompts, an earlier turn, the bare question: the same fact in another chat frame comes back."""
+    control, plain = weak_real.above_control("format_shift"), weak_real.above_plain("format_shift")
+    assert control.lo > 0, f"format_shift {control} is not above the never-known control"
+    assert plain.lo > 0, f"format_shift {plain} is not above asking directly"
 
 
 def test_trace_detection_beats_chance(weak_real):
