@@ -1,6 +1,8 @@
 """The architectures obliviate.hooks claims, as tiny random models built locally (no downloads): shorthands
-resolve to each one's own module names, and the methods that edit named modules (RMU, KLUE, concept ablation)
-run and touch the right parameters; any other architecture fails with one line naming the supported ones.
+resolve to each one's own module names; the methods that edit named modules (RMU, KLUE, concept ablation,
+ROCR, editing) run and touch the right parameters; unlearn → card → the attacks that hook layers (steering,
+latent perturbation, directional ablation) run end to end; any other architecture fails with one line naming
+the supported ones.
 """
 
 import pytest
@@ -111,3 +113,47 @@ def test_an_unsupported_architecture_fails_in_one_line():
     with pytest.raises(ConfigError, match="architecture 'bloom' .*not supported.*supported: gemma, gpt2") as e:
         unlearn(lm, people_task("test"), "rmu", train=TrainConfig(steps=1, progress=False))
     assert "\n" not in str(e.value)
+
+
+LAYER_ATTACKS = ["activation_steering", "latent_perturbation", "directional_ablation"]
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_unlearn_eval_and_the_layer_addressing_attacks_run_end_to_end_on_each_architecture(kind):
+    """What a user runs on their own model directory: unlearn → card → attacks that hook named layers."""
+    from obliviate.attacks import Budget
+    from obliviate.card import evaluate
+    from obliviate.metrics import EvalConfig
+    from obliviate.redteam import attack
+    from obliviate.teach import copy_model
+
+    task = people_task("test")
+    original = build(kind)
+    lm = unlearn(copy_model(original), task, "ga", train=TrainConfig(steps=1, lr=1e-3, batch_size=4, progress=False)).lm
+    card = evaluate(lm, task, ["forms", "logit_lens"], config=EvalConfig(max_facts=2))
+    assert 0 <= card.value("forms", "forget", "qa", "accuracy") <= 1
+    report = attack(lm, task, original, LAYER_ATTACKS, Budget(steps=1, samples=1, seconds=60.0, max_facts=2),
+                    progress=False)
+    for name in LAYER_ATTACKS:
+        assert "error" not in report.results[name].details, (kind, name, report.results[name].notes)
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_rank_one_edits_write_the_mlp_output_of_each_architecture(kind):
+    """ROCR (unlearning by redirection) and ROME-style editing both write one block's MLP output projection."""
+    from obliviate.editing import EditConfig, EditRequest, edit
+
+    lm = build(kind)
+    before = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
+    unlearn(lm, people_task("test"), "rocr", layers="1")
+    changed = {n for n, p in lm.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {mlp_out(lm.model, 1)[0]}, changed
+    lm = build(kind)
+    request = EditRequest("Mara Quill", ("{} was born in",), "Paris", "Velmora")
+    config = dict(steps=2, n_prefixes=1, prefix_tokens=4, kl_factor=0.0,
+                  corpus=tuple(f"Sentence {i} is about bread." for i in range(6)))
+    with pytest.raises(ConfigError, match="end at the last block"):  # its residual reaches no later token
+        edit(lm, [request], EditConfig(layers=(1,), **config))
+    edit(lm, [request], EditConfig(layers=(0,), **config))
+    changed = {n for n, p in lm.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {mlp_out(lm.model, 0)[0]}, changed

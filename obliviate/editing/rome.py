@@ -264,6 +264,9 @@ def edit(lm: LoadedModel, requests: list[EditRequest], config: EditConfig | None
     n = n_layers(lm.model)
     if any(not 0 <= layer < n for layer in layers):
         raise ConfigError(f"edited layers {layers} are outside the model's 0..{n - 1}")
+    if layers[-1] == n - 1:
+        raise ConfigError(f"edited layers {layers} end at the last block: the subject's residual there reaches no "
+                          f"later token, so no edit can change the answer; pick blocks below {n - 1}")
     solver = config.solver
     if solver == "auto":
         solver = "nullspace" if config.nullspace_threshold > 0 else (
