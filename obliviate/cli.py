@@ -56,10 +56,12 @@ def demo(
     task: Annotated[str, typer.Option(help="realfacts: unlearn real facts the model knows, then attack (no "
                                            "teaching); people: teach fictitious people first (exact reference).")] = "realfacts",
     forget: Annotated[int, typer.Option(help="With --task realfacts: how many known facts to forget.")] = 20,
+    dtype: Annotated[str, typer.Option(help="With --task realfacts: compute dtype; auto = bfloat16 where it is "
+                                            "faster (CPU bf16 units, CUDA), else float32.")] = "auto",
 ) -> None:
     from obliviate.pipeline import run_demo
 
-    run_demo(out, method=method, steps=steps, people_config=config, task=task, n_forget=forget)
+    run_demo(out, method=method, steps=steps, people_config=config, task=task, n_forget=forget, dtype=dtype)
 
 
 @app.command(help="Teach a model a task's forget + retain facts (cached); with --reference, retain only: the "
@@ -103,9 +105,10 @@ def unlearn(
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's tuned value).")] = None,
     batch_size: Annotated[int, typer.Option(help="Forget examples per step.")] = 8,
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saving).")] = False,
-    forms: Annotated[str, typer.Option(help="Comma-separated forms of the forget facts to train on; 'auto': every "
-                                            "direct form (QA, chat turn when the model has a chat template, "
-                                            "cloze).")] = "qa",
+    forms: Annotated[str, typer.Option(help="Comma-separated forms of the forget facts to train on (qa, chat, "
+                                            "cloze, ...); 'auto': every direct form (QA, the chat turn when the "
+                                            "model has a chat template, cloze), since unlearning stays in the "
+                                            "format it trains on (docs/metrics.md).")] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")] = 10,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,

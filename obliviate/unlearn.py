@@ -99,11 +99,12 @@ def unlearn(
 ) -> UnlearnRun:
     """Make `lm` forget `task.forget` with `method`; the model is changed in place and returned in the run.
 
-    `forms` picks which wordings of the forget facts the method trains on (QA only by default, which is
+    `forms` picks which wordings of the forget facts the method trains on (QA only by default here, which is
     what lets the form-gap metric and attack show whether forgetting generalises); "auto" is every direct form
     the model is asked in: plain QA, a chat turn when the tokenizer has a chat template, and the cloze (an
     instruct model shows most of what it knows through its template, and unlearning moves mostly the format
-    it trains on). The resolved forms are recorded in the run's config.
+    it trains on). The command line defaults to "auto", the case of a user's real knowledge; this function keeps
+    QA for the lab measurements pinned on it. The resolved forms are recorded in the run's config.
     `train` defaults to the method's tuned steps and learning rate.
     `keep`: the facts of the retain stream for methods that have one ("retain", "neighbours" or
     "neighbours+retain"; default: the method's own `keep_split`).
