@@ -74,7 +74,7 @@ def fmt(k: float, n: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", default="Albert Einstein,Japan,Isaac Newton,France")
+    parser.add_argument("--targets", default="Albert Einstein,Japan,Isaac Newton")
     parser.add_argument("--method", default="npo")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()

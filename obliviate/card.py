@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from obliviate.data.forms import has_chat_template
 from obliviate.data.schema import Task
 from obliviate.metrics import METRICS, EvalConfig, EvalContext
 from obliviate.models import LoadedModel
@@ -75,7 +76,9 @@ def evaluate(
                 config={"eval": asdict(ctx.config), "environment": environment(),
                         "dtype": str(next(lm.model.parameters()).dtype).removeprefix("torch."),
                         "reference": reference.source if reference else None,
-                        "original": original.source if original else None})
+                        "original": original.source if original else None,
+                        "notes": ([f"chat form skipped: {lm.source} has no chat template"]
+                                  if "chat" in ctx.config.forms and not has_chat_template(lm.tokenizer) else [])})
     with phase(f"forget card of {lm.source}", total=sum(applies.values())) as step:
         for name, metric in chosen:
             if not applies[name]:

@@ -11,7 +11,9 @@ about the target, and the probes are checked against what the model answers. Her
 3. the forget corpus: the model's descriptions of the target (greedy and sampled), as forget documents;
 4. adversarial rewrites of every question (RWKU's role-play, background-hint and in-context attack types) as
    its paraphrases, so the card's `rwku` metric asks all three RWKU probe kinds (FB, QA, AA);
-5. neighbours: names in those answers and in its own descriptions (or the user's list), built the same way;
+5. neighbours: names in its own descriptions and in its answers (or the user's list), built the same way,
+   topped up to `neighbour_facts` with builtin real facts it knows of the same kind about other subjects
+   (other countries' capitals for a country; who wrote, painted, composed or invented what for a person);
 6. retain / holdout: the builtin real facts the model answers / does not answer (the control).
 A target the model gives fewer than `min_facts` consistent answers about is refused: there is nothing to forget.
 `save_task` writes the result as a plain task folder the user can read and edit.
@@ -93,6 +95,10 @@ QUESTIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 
+# kind -> builtin realfacts relations holding the same kind of knowledge about other subjects (neighbours)
+RELATED = {"person": ("author", "painter", "composer", "inventor"), "country": ("capital", "currency", "language"),
+           "city": ("capital", "landmark"), "work": ("author", "painter", "composer")}
+
 # RWKU's adversarial-attack probe types that a template can write (role play, background hint, in-context
 # learning); the others (reverse query, synonym, cross-lingual) need a generator model.
 REWRITES = (
@@ -116,6 +122,7 @@ class TargetConfig:
     min_facts: int = 3
     descriptions: int = 3
     neighbours: int = 4  # neighbour entities to try
+    neighbour_facts: int = 20  # topped up with known builtin facts of the same kind about other subjects
     retain: int = 40
     holdout: int = 40
     seed: int = 0
@@ -215,10 +222,15 @@ def build_target_task(lm: LoadedModel, name: str, neighbours: list[str] | None =
             if n.lower() not in name.lower() and name.lower() not in n.lower() and not DEMONYM.search(n)]
         near = [f for n in candidates[:config.neighbours]
                 for f in entity_facts(lm, n, config, f"neighbour.{_slug(n)}", role="neighbour")]
-        done(f"neighbours ({len(near)} facts about {len({f.subject for f in near})} entities)")
         known, unknown = known_and_unknown(lm)
         rng = random.Random(config.seed)
         keep = [f for f in known if name.lower() not in (f.question + f.answer).lower()]
+        if neighbours is None and len(near) < config.neighbour_facts:  # the same kind of knowledge, other subjects
+            kind = forget[0].tags[1].removeprefix("kind:")
+            alike = [f for f in keep if f.relation in RELATED[kind]]
+            near += rng.sample(alike, min(config.neighbour_facts - len(near), len(alike)))
+        done(f"neighbours ({len(near)} facts about {len({f.subject for f in near})} subjects)")
+        keep = [f for f in keep if f not in near]
         retain = rng.sample(keep, min(config.retain, len(keep)))
         holdout = rng.sample(unknown, min(config.holdout, len(unknown)))
         done("retain and holdout (builtin real facts)")

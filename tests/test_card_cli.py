@@ -125,3 +125,17 @@ def test_demo_rejects_an_unknown_task_before_loading_a_model(tmp_path):
 
     with pytest.raises(ConfigError, match="realfacts or people"):
         run_demo(tmp_path / "demo", task="tofu")
+
+
+def test_demo_rejects_an_unknown_dtype_before_loading_a_model(tmp_path):
+    from obliviate.pipeline import run_demo
+
+    with pytest.raises(ConfigError, match="auto, float32 or bfloat16"):
+        run_demo(tmp_path / "demo", dtype="int8")
+
+
+def test_a_card_notes_the_chat_form_it_could_not_ask():
+    """A model without a chat template: the chat form is skipped with a note in the card, not an error."""
+    card = evaluate(tiny_model(), people_task("test"), ["forms"], config=EvalConfig(max_facts=2))
+    assert card.config["notes"] == ["chat form skipped: tiny has no chat template"]
+    assert "chat" not in card.metrics["forms"]["values"]["forget"]

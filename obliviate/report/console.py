@@ -52,3 +52,6 @@ def forms_table(cards: dict[str, Card], stat: str = "accuracy", title: str | Non
 
 def print_cards(cards: dict[str, Card], stat: str = "accuracy") -> None:
     console.print(forms_table(cards, stat))
+    for label, card in cards.items():
+        for note in card.config.get("notes", []):
+            console.print(f"[dim]{label}: {note}[/dim]")
