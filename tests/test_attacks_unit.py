@@ -331,6 +331,11 @@ def test_format_shift_asks_the_question_in_untrained_formats(task, lm):
     assert shifted["chat_system_0"].startswith("<system>\n") and "<system>You are a knowledgeable" in shifted["chat_system_1"]
     assert "two plus two" in shifted["chat_after_turn"]
     assert all(shifted[f].endswith(f"<user>{fact.question}\n<assistant>") for f in shifted if f.startswith("chat"))
+    chat.chat_template = {"default": chat.chat_template,  # a model shipping another (e.g. language) template
+                          "francais": "{% for m in messages %}[{{ m['content'] }}]{% endfor %}Réponse :"}
+    named = {p.form: p.prompt for p in variants(fact, chat)}
+    assert named["chat_template_francais"] == f"[{fact.question}]Réponse :"
+    assert named["chat_after_turn"] == shifted["chat_after_turn"]  # the default template is the default
 
 
 def test_step_by_step_lets_a_chat_model_reason_and_judges_its_final_answer(task, lm, monkeypatch):

@@ -2,14 +2,16 @@
 
 Unlearning trains on one or a few prompt formats; the same question in another one (another system prompt, after
 an unrelated earlier turn, a bare question with no "Question:" label, a "Q: / A:" pair) often still gets the
-answer: unlearning that holds in one format only was not form-independent (Ye et al., arXiv 2506.07795). Recovered when any variant's greedy answer is judged right. Deviation: no
-other-language template (the builtin facts are English only).
+answer: unlearning that holds in one format only was not form-independent (Ye et al., arXiv 2506.07795).
+Where the tokenizer ships several named chat templates (other languages, tool use, RAG), the question goes
+through each of them too. Recovered when any variant's greedy answer is judged right. Deviation: questions are
+not translated (no translator runs offline), so a model with a single template is asked in English only.
 """
 
 from __future__ import annotations
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, judge_groups
-from obliviate.data.forms import Probe, chat_prompt, has_chat_template, rivals, target
+from obliviate.data.forms import Probe, chat_prompt, has_chat_template, named_templates, rivals, target
 from obliviate.data.schema import Fact
 from obliviate.models import LoadedModel
 
@@ -27,6 +29,8 @@ def variants(fact: Fact, tokenizer) -> list[Probe]:
                       fact.answer.strip(), **judged) for i, system in enumerate(SYSTEM_PROMPTS)]
         out.append(Probe(fact.id, "chat_after_turn", chat_prompt(tokenizer, fact.question, history=(EARLIER_TURN,)),
                          fact.answer.strip(), **judged))
+        out += [Probe(fact.id, f"chat_template_{name}", chat_prompt(tokenizer, fact.question, template=name),
+                      fact.answer.strip(), **judged) for name in named_templates(tokenizer)]
     return out
 
 

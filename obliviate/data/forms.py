@@ -54,14 +54,23 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def chat_prompt(tokenizer, question: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> str:
-    """`question` as a user turn through the tokenizer's chat template, after earlier (question, reply) turns and
-    an optional `system` message (None: the template's own default), ending where the reply starts."""
+def chat_prompt(tokenizer, question: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None,
+                template: str | None = None) -> str:
+    """`question` as a user turn through the tokenizer's chat template (`template`: one of its named templates,
+    None: its default), after earlier (question, reply) turns and an optional `system` message (None: the
+    template's own default), ending where the reply starts."""
     turns = [m for q, a in history for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
     if system is not None:
         turns.insert(0, {"role": "system", "content": system})
     return tokenizer.apply_chat_template([*turns, {"role": "user", "content": question}], tokenize=False,
-                                         add_generation_prompt=True)
+                                         add_generation_prompt=True, chat_template=template)
+
+
+def named_templates(tokenizer) -> list[str]:
+    """The tokenizer's named chat templates other than its default (some models ship several: tool use, RAG,
+    other languages)."""
+    templates = getattr(tokenizer, "chat_template", None)
+    return sorted(name for name in templates if name != "default") if isinstance(templates, dict) else []
 
 
 def rivals(fact: Fact) -> tuple[str, ...]:
