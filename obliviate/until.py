@@ -7,8 +7,8 @@ the model "answers" about facts it never knew, which can rise as unlearning dist
 neighbour facts in the same forms. The rule, per check:
 
 - forgotten: in every form, forget accuracy <= control accuracy + `tolerance`;
-- kept: retain accuracy (mean over forms) >= its value before training - `keep_within`, and the same for
-  neighbours with `neighbours_within`.
+- kept: retain accuracy in every form >= its value before training - `keep_within`, and the same for
+  neighbours with `neighbours_within` (per form: a gain in one form must not hide a loss in another).
 
 Training stops at the first check that meets both. Otherwise it runs its whole budget and the checkpoint with
 the smallest shortfall (how far forget stands above the control plus how far retain / neighbours fall below
@@ -127,8 +127,11 @@ class UntilForgotten:
     def _judge(self, check: Check) -> Check:
         cfg, s, base = self.config, check.scores, self.baseline.scores
         above = [s["forget"][f] - s["holdout"][f] - cfg.tolerance for f in self.forms]
-        falls = [base[k]["mean"] - s[k]["mean"] - within
-                 for k, within in (("retain", cfg.keep_within), ("neighbours", cfg.neighbours_within)) if k in s]
+        # Every form on its own: a retain term trained in plain QA can lift QA while chat falls, and a mean over
+        # forms would let the gain hide the loss (measured with --target: retain chat 0.95 -> 0.70, mean kept).
+        falls = [base[k][f] - s[k][f] - within
+                 for k, within in (("retain", cfg.keep_within), ("neighbours", cfg.neighbours_within)) if k in s
+                 for f in self.forms if f in s[k]]
         check.forgotten = max(above) <= 1e-9
         check.kept = all(x <= 1e-9 for x in falls)
         check.shortfall = max(0.0, max(above)) + sum(max(0.0, x) for x in falls)

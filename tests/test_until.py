@@ -35,14 +35,21 @@ def _rule(**config) -> UntilForgotten:
     (0.05, 0.0, 0.9, 0.9, True, True, 0.0),      # within the tolerance of the control
     (0.30, 0.25, 0.9, 0.9, True, True, 0.0),     # a control that rose lets forget rise with it
     (0.20, 0.0, 0.9, 0.9, False, True, 0.15),    # 0.20 above a 0 control, tolerance 0.05
-    (0.0, 0.0, 0.80, 0.9, True, False, 0.05),    # retain fell 0.10, bound 0.05
-    (0.0, 0.0, 0.9, 0.75, True, False, 0.05),    # neighbours fell 0.15, bound 0.10
+    (0.0, 0.0, 0.80, 0.9, True, False, 0.10),    # retain fell 0.10 in both forms, bound 0.05: 2 x 0.05 short
+    (0.0, 0.0, 0.9, 0.75, True, False, 0.10),    # neighbours fell 0.15 in both forms, bound 0.10
 ])
 def test_the_rule_reads_forget_against_the_control_and_keeps_retain(forget, control, retain, neighbours, forgotten,
                                                                      kept, shortfall):
     check = _rule()._judge(Check(5, _scores(forget, control, retain, neighbours)))
     assert (check.forgotten, check.kept) == (forgotten, kept)
     assert check.shortfall == pytest.approx(shortfall)
+
+
+def test_a_gain_in_one_retain_form_does_not_hide_a_loss_in_another():
+    scores = _scores(0.0)
+    scores["retain"].update(qa=1.0, cloze=0.7)  # mean 0.85, within 0.05 of 0.9; cloze alone fell 0.2
+    check = _rule()._judge(Check(5, scores))
+    assert not check.kept and check.shortfall == pytest.approx(0.15)
 
 
 def test_one_form_above_the_control_is_not_forgotten():

@@ -174,8 +174,8 @@ def stacked_shares(rows: dict[str, dict[str, float]], colours: dict[str, str] | 
 
 def until_curve(until: dict) -> bytes:
     """The stop-when-forgotten probe vs step: forget per form (solid), the holdout control per form (dotted, same
-    colour), retain and neighbours (mean over forms, grey); step 0 is the model before training, the ring marks
-    the checkpoint kept."""
+    colour), retain and neighbours (mean over forms, grey; the rule reads each form); step 0 is the model before
+    training, the ring marks the checkpoint kept."""
     checks = [{"step": 0, "scores": until["baseline"]}, *until["curve"]]
     steps = [c["step"] for c in checks]
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
