@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 
 from obliviate.attacks import AttackResult, Budget, Outcome
+from obliviate.data.forms import FORMS
 from obliviate.data.schema import Task
 from obliviate.examples import add_examples
 from obliviate.models import LoadedModel
@@ -43,6 +44,7 @@ class AuditConfig:
     attacks: list[str] | None = None  # attack names; None: every registered attack
     budget: Budget = field(default_factory=Budget)  # shared by every attack
     max_facts: int = 60  # per split, for the cards
+    forms: list[str] = field(default_factory=lambda: list(FORMS))  # asked by the cards' per-form metric
     examples: int = 4  # forget facts shown before/after (plus half as many retain facts)
     seed: int = 0
 
@@ -182,8 +184,9 @@ def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir:
             if key == "task":
                 cache[key] = task if isinstance(task, Task) else load_task(task)
             elif key == "context":
-                cache[key] = EvalContext(load("task"), EvalConfig(max_facts=config.max_facts, seed=config.seed),
-                                         reference=load("reference"), original=load("original"))
+                eval_config = EvalConfig(max_facts=config.max_facts, seed=config.seed, forms=tuple(config.forms))
+                cache[key] = EvalContext(load("task"), eval_config, reference=load("reference"),
+                                         original=load("original"))
             else:
                 cache[key] = spec if spec is None or isinstance(spec, LoadedModel) else resolve_model(spec)
         return cache[key]

@@ -18,7 +18,7 @@ from obliviate.models import LoadedModel, cache_dir
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import score_probes
 
-KNOWN_RULE = "direct-forms-strict-judge-v2"  # part of the cache key: a new rule re-checks every model
+KNOWN_RULE = "direct-forms-strict-judge-v3"  # part of the cache key: a new rule re-checks every model (v3: 64-token chat replies)
 
 
 def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
@@ -41,15 +41,18 @@ def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
 
 
 def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fact], list[Fact]]:
-    """(builtin real facts `lm` answers, those it does not), checked once per model source."""
+    """(builtin real facts `lm` answers, those it does not), checked once per model source and compute dtype
+    (bf16 rounding changes a few verdicts, so a bf16 check never stands in for an fp32 one)."""
     facts = real_facts()
     ids = hashlib.sha256(("|".join(f.id for f in facts) + f"|{KNOWN_RULE}").encode()).hexdigest()[:8]
-    path = cache_dir() / "known" / f"{hashlib.sha256(lm.source.encode()).hexdigest()[:12]}-{ids}.json"
+    dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+    key = lm.source if dtype == "float32" else f"{lm.source}|{dtype}"
+    path = cache_dir() / "known" / f"{hashlib.sha256(key.encode()).hexdigest()[:12]}-{ids}.json"
     if use_cache and path.exists():
         keep = set(read_json(path)["known"])
     else:
         keep = {f.id for f, ok in zip(facts, answered_directly(lm, facts)) if ok}
-        write_json(path, {"model": lm.source, "rule": KNOWN_RULE, "known": sorted(keep)})
+        write_json(path, {"model": lm.source, "dtype": dtype, "rule": KNOWN_RULE, "known": sorted(keep)})
     known = verify_known(facts, lambda fs: [f.id in keep for f in fs])
     return known, [f for f in facts if f.id not in keep]
 

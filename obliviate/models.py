@@ -119,6 +119,19 @@ def parse_dtype(name: str | None) -> torch.dtype | None:
     return DTYPES[name]
 
 
+def fast_bfloat16(device: torch.device | None = None) -> bool:
+    """Does bf16 compute run faster than fp32 here? CUDA with bf16 support, or a CPU with bf16 units
+    (AVX512-BF16 / AMX flags in /proc/cpuinfo; elsewhere unknown, hence no)."""
+    device = device or default_device()
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def with_dtype(lm: LoadedModel, dtype: str | None) -> LoadedModel:
     """`lm` with its weights cast to the named dtype, in place (None: unchanged)."""
     chosen = parse_dtype(dtype)

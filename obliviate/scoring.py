@@ -367,13 +367,17 @@ class ProbeResult:
 
 
 SHORT_ANSWER_TOKENS = 12  # greedy budget for plain prompts with short answers (names, numbers)
-CHAT_REPLY_TOKENS = 32  # a chat reply states the answer in a sentence ("The capital of France is Paris.")
+# A chat reply states the answer in a sentence ("The capital of France is Paris."), but an unlearned model often
+# opens with a preamble ("Uganda is a vibrant nation nestled in East Africa ... The capital city of Ug"): read at
+# 32 tokens, the demo's NPO model kept 0.62 of retain chat, at 64 0.80, at 128 0.85 (forget 0.45 / 0.50 / 0.55,
+# the original unchanged at 0.95 / 0.93; 2026-12-06). 64 reads most of it at twice the cost of 32 on long replies.
+CHAT_REPLY_TOKENS = 64
 MAX_NEW_TOKENS = 200  # TOFU's budget for sentence answers
 
 
 def answer_budget(tokenizer, probes: Sequence[Probe]) -> int:
     """Greedy tokens to generate for `probes`: room for twice the longest answer (sentence answers, as in TOFU,
-    get up to 200), at least 12 for plain prompts and 32 when a probe is a chat turn. Rows stop at the end of
+    get up to 200), at least 12 for plain prompts and 64 when a probe is a chat turn. Rows stop at the end of
     their first line, so a large budget costs only what a row actually generates."""
     gen = [p for p in probes if not p.choices]
     if not gen:
