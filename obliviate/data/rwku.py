@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from obliviate.data.rows import read_rows
 from obliviate.data.schema import Document, Fact, Task
 from obliviate.errors import TaskFormatError
 
@@ -29,12 +30,7 @@ def is_rwku_folder(folder: Path) -> bool:
 
 
 def _rows(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines()
-                                                                       if line.strip()]
-    except json.JSONDecodeError as e:
-        raise TaskFormatError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); RWKU files are JSON lists") from e
+    rows = read_rows(path)
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k].strip()
                                                 for k in ("query", "answer")):

@@ -9,25 +9,11 @@ setting) stay in obliviate's document format.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from obliviate.data.rows import read_rows
 from obliviate.data.schema import Fact, MultipleChoice
 from obliviate.errors import TaskFormatError
-
-
-def _rows(path: Path) -> list[dict]:
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict("records")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if text.lstrip().startswith("["):
-            return json.loads(text)
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise TaskFormatError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); fix the syntax") from e
 
 
 def load_wmdp(path: str | Path, id_prefix: str | None = None) -> list[Fact]:
@@ -37,7 +23,7 @@ def load_wmdp(path: str | Path, id_prefix: str | None = None) -> list[Fact]:
         raise TaskFormatError(f"{path}: file not found; check the path")
     prefix = id_prefix or path.stem
     facts = []
-    for i, row in enumerate(_rows(path)):
+    for i, row in enumerate(read_rows(path)):
         where = f"{path} row {i}"
         question, choices, answer = row.get("question"), row.get("choices"), row.get("answer")
         if not isinstance(question, str) or not question.strip():
