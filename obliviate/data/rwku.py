@@ -11,7 +11,6 @@ A `.jsonl` file of the same rows (an export of the Hugging Face configs) is read
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def load_rwku(folder: str | Path) -> Task:
     for stem in CORPUS:
         path = folder / f"{stem}.json"
         if path.is_file():
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = read_rows(path)
             task.forget_documents += [Document(id=f"rwku.{stem}.{i}", text=r["text"].strip(), tags=("rwku",))
                                       for i, r in enumerate(rows) if isinstance(r, dict) and r.get("text")]
     if not task.forget:
