@@ -2,7 +2,8 @@
 
 - `tokenizer_of(ctx)`: methods that train on *other* targets (refusals, reasoning traces) must tokenise them.
 - `with_targets(pairs, targets)` / `build_pairs`: the same prompts with new targets, or any ids as a batch.
-- `pairs_logprob(logits, pairs)`: summed target log-prob from logits the caller already has (a reference).
+- `pairs_logprob(logits, pairs)`: summed target log-prob from logits the caller already has (a reference);
+  `answer_logits(logits, pairs)`: the logits at the positions that predict target tokens.
 - `REFUSALS` and `refusal_for(prompt_ids)`: "I don't know"-style answers (TOFU's IdkPO recipe, shortened).
 """
 
@@ -60,6 +61,11 @@ def pairs_logprob(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
     """Summed target log-prob per row from full logits (B, T, V): (B,)."""
     lp = selective_log_softmax(logits[:, :-1].float(), pairs.input_ids[:, 1:])
     return (lp * pairs.target_mask[:, 1:]).sum(-1)
+
+
+def answer_logits(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
+    """Logits at the positions that predict target tokens, row-major: (N_target_tokens, V)."""
+    return logits[:, :-1][pairs.target_mask[:, 1:]].float()
 
 
 def refusal_for(prompt: list[int], refusals: tuple[str, ...] = REFUSALS) -> str:

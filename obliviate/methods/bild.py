@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.methods._common import build_pairs, prompt_ids, target_ids, tokenizer_of
+from obliviate.methods._common import answer_logits, build_pairs, prompt_ids, target_ids, tokenizer_of
 from obliviate.methods.base import METHODS, Method, MethodConfig
-from obliviate.scoring import EncodedPairs
 from obliviate.train import process_mean
 
 INSTRUCTION = ("You have been asked to forget the answer to the next question. "
@@ -43,11 +42,6 @@ def suppress_topk(teacher: torch.Tensor, student: torch.Tensor, k: int) -> torch
     outside = ~(s_idx.unsqueeze(-1) == t_idx.unsqueeze(-2)).any(-1)  # (N, k)
     p = student.softmax(-1).gather(-1, s_idx).clamp(max=1 - 1e-6)
     return process_mean((-torch.log1p(-p) * outside).sum(), len(p))
-
-
-def answer_logits(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
-    """Logits at the positions that predict target tokens, row-major: (N_target_tokens, V)."""
-    return logits[:, :-1][pairs.target_mask[:, 1:]].float()
 
 
 @dataclass
