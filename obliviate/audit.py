@@ -182,7 +182,8 @@ def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir:
 
             spec = {"model": model, "original": original, "reference": reference}.get(key)
             if key == "task":
-                cache[key] = task if isinstance(task, Task) else load_task(task)
+                # builtin:realfacts is split by what the original knows (default: the shipped model)
+                cache[key] = task if isinstance(task, Task) else load_task(task, load("original"))
             elif key == "context":
                 eval_config = EvalConfig(max_facts=config.max_facts, seed=config.seed, forms=tuple(config.forms))
                 cache[key] = EvalContext(load("task"), eval_config, reference=load("reference"),

@@ -221,7 +221,8 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
             from obliviate.pipeline import load_task, resolve_model
 
             if key == "task":
-                cache[key] = task if isinstance(task, Task) else load_task(task)
+                # builtin:realfacts is split by what the original knows (default: the shipped model)
+                cache[key] = task if isinstance(task, Task) else load_task(task, load("original"))
             else:
                 spec = original if key == "original" else reference
                 cache[key] = spec if spec is None or isinstance(spec, LoadedModel) else resolve_model(spec)

@@ -23,7 +23,7 @@ from obliviate.metrics import EvalConfig
 from obliviate.models import LoadedModel, fast_bfloat16, load_model, with_dtype
 from obliviate.report.console import print_cards
 from obliviate.report.html import render_report
-from obliviate.runs import environment, new_run_dir, write_json
+from obliviate.runs import environment, new_run_dir, read_json, write_json
 from obliviate.teach import TeachConfig, copy_model, taught_model, taught_path
 from obliviate.train import TrainConfig
 from obliviate.unlearn import UNTIL_BUDGET, UnlearnRun, make_method, unlearn
@@ -44,6 +44,25 @@ def load_task(spec: str, base: LoadedModel | None = None) -> Task:
         known = {f.id for f in known_real_facts(base or load_model("default"))}
         task.general = [f for f in task.general if f.id in known]
     return task
+
+
+def recorded_original(model_spec: str) -> str | None:
+    """The model a run started from, when `model_spec` is a run's model/ folder (its config.json "model")."""
+    config = Path(model_spec).parent / "config.json"
+    if Path(model_spec).name != "model" or not Path(model_spec).is_dir() or not config.is_file():
+        return None
+    return read_json(config).get("model")
+
+
+def known_base(model_spec: str, lm: LoadedModel, original: LoadedModel | None, dtype: str | None = None) -> LoadedModel:
+    """The model whose known facts split builtin:realfacts when `model_spec` is asked: the original if given,
+    else the one its run recorded, else the model itself. Never the unlearned model when the original can be
+    found: split by what an unlearned model still answers, the facts it forgot would become its holdout."""
+    if original is not None:
+        return original
+    if (recorded := recorded_original(model_spec)) is not None:
+        return resolve_model(recorded, dtype)
+    return lm
 
 
 def resolve_model(spec: str, dtype: str | None = None) -> LoadedModel:
@@ -134,9 +153,9 @@ def run_unlearn(model: str, task_spec: str | None, method: str, *, steps, lr, ba
 def run_eval(model: str, task_spec: str, reference: str | None, original: str | None, metrics, max_facts: int,
              seed: int, out: Path | None, dtype: str | None = None) -> Card:
     lm = resolve_model(model, dtype)
-    task = load_task(task_spec, lm)
     ref = resolve_model(reference, dtype) if reference else None
     orig = resolve_model(original, dtype) if original else None
+    task = load_task(task_spec, known_base(model, lm, orig, dtype))
     card = evaluate(lm, task, metrics, reference=ref, original=orig, config=EvalConfig(max_facts=max_facts, seed=seed))
     out = Path(out) if out else new_run_dir(prefix="eval")
     card.save(out / "card.json")

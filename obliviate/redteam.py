@@ -268,13 +268,13 @@ def run_attack_command(model: str, original: str | None, task: str, attacks: str
                        out: str | Path | None, budget: Budget | None = None,
                        reference: str | None = None) -> RedTeamReport:
     """What `obliviate attack` does: resolve models and task, run the attacks, print the table, save attacks.json."""
-    from obliviate.pipeline import load_task, resolve_model
+    from obliviate.pipeline import known_base, load_task, resolve_model
     from obliviate.runs import new_run_dir
 
     lm = resolve_model(model)
     orig = resolve_model(original) if original else None
     ref = resolve_model(reference) if reference else None
-    the_task = load_task(task, lm)
+    the_task = load_task(task, known_base(model, lm, orig))
     report = attack(lm, the_task, orig, attacks, budget, reference=ref)
     report.model, report.original = model, original
     if ref is not None:
