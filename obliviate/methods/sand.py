@@ -18,13 +18,14 @@ SAND changes only what must change and pins the rest to the original model:
   trained answers the forget prompts again, and where its reply still contains the answer ("… is the city of
   Stockholm") that context replaces the row.
 - **Neighbour anchoring** (ROKA's healing, as a KL): the neighbour and retain facts, in the same forms, with the
-  original's own greedy replies as targets, are distilled from the original (KL over the teacher's top-K tokens
-  plus the rest of the vocabulary as one bucket) so the lead-ins and the related facts stay.
+  original's own greedy replies as targets, are distilled from the original (full-vocabulary KL on every reply
+  token) so the lead-ins and the related facts stay.
 - **Latent robustness** (LAU/LAT, optional): with `adv_steps > 0` the forget term is trained under the PGD
   residual perturbation that best restores the answers (`lau.latent_attack`).
 
 The teacher is a frozen copy of the starting model (train.py's reference); the original's replies are read once,
-in `setup`.
+in `setup` (~3 min for the 663 retain rows of builtin:realfacts:forget20 on 2 cores). Measured in
+docs/methods.md ("SAND"); the adversarial option is not measured yet, so it is off by default.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ REPLY_TOKENS = 40  # greedy reply read from the original per prompt: long enough
 
 @dataclass
 class SANDConfig(MethodConfig):
-    retain_weight: float = 1.0  # weight of the neighbour/retain distillation
+    retain_weight: float = 3.0  # weight of the neighbour/retain distillation (1 let retain chat slip on realfacts)
     refresh_every: int = 5  # steps between re-reading the trained model's replies to the forget prompts (0: never)
     layer: int = -1  # adversarial block (-1: 1/8 of the depth), with adv_steps > 0
     eps: float = 0.5  # radius of the adversarial perturbation, relative to the mean residual norm

@@ -1,0 +1,50 @@
+"""SAND (obliviate's own method) on the real SmolLM2 and real facts it knows: the answers leave the chat turn and
+the cloze, down to the holdout control, while the neighbours (the same countries and relations asked about
+something else) and the retain facts keep their chat answers.
+
+A smaller stand-in for the `--until forgotten` run of docs/methods.md (20 forget facts, 60 steps, ~20 min):
+10 forget facts, a 40-fact retain stream, 30 fixed steps at the method's defaults (~6 min on 2 cores).
+Measured 2026-12-06 (20 probe facts per split): forget chat and cloze fall to the holdout's level, neighbours
+keep their chat answers (0.85 -> 0.90), retain chat falls 0.95 -> 0.65: six of these ten forget facts are
+capitals, and the suppression spreads along the relation ("The capital of India is Mumbai"); a retain weight
+of 10 did not stop it (docs/methods.md, "SAND").
+"""
+
+from dataclasses import replace
+
+import pytest
+
+from obliviate.pipeline import load_task
+from obliviate.teach import copy_model
+from obliviate.train import TrainConfig
+from obliviate.unlearn import unlearn
+from obliviate.until import UntilConfig, UntilForgotten
+
+STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def scores(base):
+    full = load_task("builtin:realfacts:forget20", base)
+    task = replace(full, forget=full.forget[:10], retain=full.retain[:40])
+    probe = UntilForgotten(task, base.tokenizer, UntilConfig(max_facts=20))
+    before = probe.measure(base, 0).scores
+    run = unlearn(copy_model(base), task, "sand", train=TrainConfig(steps=STEPS, lr=3e-5, progress=False),
+                  forms="auto")
+    after = probe.measure(run.lm, STEPS).scores
+    print(f"sand before {before}\nsand after {after}")
+    return before, after
+
+
+def test_sand_removes_the_answers_from_the_chat_turn_and_the_cloze(scores):
+    before, after = scores
+    for form in ("chat", "cloze"):
+        assert before["forget"][form] >= 0.7, f"the model should know the forget facts as {form}: {before}"
+        assert after["forget"][form] <= after["holdout"][form] + 0.1, (form, after)
+
+
+def test_sand_keeps_neighbours_and_costs_retain_what_was_measured(scores):
+    before, after = scores
+    assert after["neighbours"]["chat"] >= before["neighbours"]["chat"] - 0.15, (before, after)
+    # the measured cost (0.95 -> 0.65) with one fact of slack, so that a method that breaks retain fails
+    assert after["retain"]["chat"] >= before["retain"]["chat"] - 0.35, (before, after)
