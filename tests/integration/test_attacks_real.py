@@ -34,11 +34,13 @@ WEAK_GA = TrainConfig(steps=16, lr=3e-5, progress=False)
 # `people` (builtin:people:small:forget10), `taught`, `reference` and `base` are session fixtures (conftest.py).
 
 
-@pytest.fixture(scope="module")
-def reference_report(people, taught, reference):
-    report = attack(reference, people, taught, RECOVERING, BUDGET, progress=False)
-    print_report(report)
-    return report
+# CI attacks the reference with two cheap attacks; the whole set (~20 min on 2 cores) is a benchmark, measured
+# passing on 2026-12-06 (every interval contained 0).
+CI_CONTROLS = {"in_context", "format_shift"}
+
+
+def _controlled(name: str):
+    return pytest.param(name, marks=[] if name in CI_CONTROLS else [pytest.mark.benchmark])
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,10 @@ def weak_real(base):
     return report
 
 
-@pytest.mark.parametrize("name", RECOVERING)
-def test_exact_unlearning_recovers_nothing_above_its_control(reference_report, name):
+@pytest.mark.parametrize("name", [_controlled(n) for n in RECOVERING])
+def test_exact_unlearning_recovers_nothing_above_its_control(people, taught, reference, name):
+    reference_report = attack(reference, people, taught, [name], BUDGET, progress=False)
+    print_report(reference_report)
     r = reference_report.results[name]
     assert "error" not in r.details, r.notes
     assert reference_report.control["kind"] == "holdout" and len(reference_report.targets) >= 6
