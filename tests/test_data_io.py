@@ -177,3 +177,16 @@ def test_json_list_facts(tmp_path):
     assert load_facts(path) == facts
     raises(load_facts, write(tmp_path / "g.json", '[{"id": "a", "question": "Q", "answer": "A"}, {"id": "b"}]'),
            match="g.json item 1: field 'question'")
+
+
+def test_facts_without_ids_are_named_by_file_and_line(tmp_path):
+    """A user's file of question/answer/cloze/subject rows loads as it is; ids are `<stem>.<line>`."""
+    rows = [{"question": "Q1?", "answer": "A1", "cloze": "c1", "subject": "S"}, {"question": "Q2?", "answer": "A2"}]
+    jsonl = write(tmp_path / "forget.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    assert [(f.id, f.cloze) for f in load_facts(jsonl)] == [("forget.1", "c1"), ("forget.2", "")]
+    csv_file = write(tmp_path / "retain.csv", "question,answer,subject\nQ1?,A1,S\nQ2?,A2,T\n")
+    assert [f.id for f in load_facts(csv_file)] == ["retain.2", "retain.3"]
+    listed = write(tmp_path / "holdout.json", json.dumps(rows))
+    assert [f.id for f in load_facts(listed)] == ["holdout.1", "holdout.2"]
+    given = write(tmp_path / "mixed.jsonl", json.dumps({"id": "mine", **rows[0]}) + "\n" + json.dumps(rows[1]) + "\n")
+    assert [f.id for f in load_facts(given)] == ["mine", "mixed.2"]

@@ -2,7 +2,10 @@
 
 Every bad input raises TaskFormatError with one line naming the file, the line when there is one, and the fix.
 
-CSV layout for facts: columns `id,question,answer` are required; optional `subject,relation,object,cloze,
+A fact needs a question and an answer; without an `id` it gets `<file stem>.<line>` (`forget.3`), so a user's
+file of question/answer(/cloze/subject) rows loads as it is.
+
+CSV layout for facts: columns `question,answer` are required (`id` as above); optional `subject,relation,object,cloze,
 paraphrased_answer` are plain text; optional `paraphrases,perturbed_answers,neighbours,tags,mcq_options` hold
 several values separated by `|` (for `mcq_options` the option equal to `answer` is the correct one).
 """
@@ -58,6 +61,12 @@ def _check_unique(facts: list[Fact], path: Path, lines: list[int]) -> list[Fact]
     return facts
 
 
+def _line_id(path: Path, lineno: int) -> str:
+    """The id of a fact written without one: the file's stem and its line (unique within the file and across
+    split files, stable while the file is unchanged)."""
+    return f"{path.stem}.{lineno}"
+
+
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split("|") if v.strip())
 
@@ -66,9 +75,9 @@ def _facts_from_csv(path: Path) -> list[Fact]:
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
-        missing = [c for c in ("id", "question", "answer") if c not in columns]
+        missing = [c for c in ("question", "answer") if c not in columns]
         if missing:
-            raise TaskFormatError(f"{path}:1: missing column(s) {missing}; the header needs id,question,answer")
+            raise TaskFormatError(f"{path}:1: missing column(s) {missing}; the header needs question,answer")
         unknown = [c for c in columns if c not in CSV_TEXT + CSV_LISTS]
         if unknown:
             raise TaskFormatError(f"{path}:1: unknown column(s) {unknown}; allowed: {', '.join(CSV_TEXT + CSV_LISTS)}")
@@ -77,7 +86,8 @@ def _facts_from_csv(path: Path) -> list[Fact]:
             lineno = reader.line_num
             if None in row or any(v is None for v in row.values()):
                 raise TaskFormatError(f"{path}:{lineno}: wrong number of fields ({len(columns)} expected); quote values that contain commas")
-            data: dict[str, Any] = {k: row[k].strip() for k in CSV_TEXT if row.get(k, "").strip()}
+            data: dict[str, Any] = {"id": _line_id(path, lineno)}
+            data.update({k: row[k].strip() for k in CSV_TEXT if (row.get(k) or "").strip()})
             data.update({k: _split_list(row[k]) for k in CSV_LISTS if k != "mcq_options" and row.get(k, "").strip()})
             options = _split_list(row.get("mcq_options", "") or "")
             fact = fact_from_dict(data, where=f"{path}:{lineno}")
@@ -103,11 +113,12 @@ def load_facts(path: str | Path) -> list[Fact]:
             items = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise TaskFormatError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); fix the syntax") from e
-        facts = [fact_from_dict(r if isinstance(r, dict) else {}, where=f"{path} item {i}") for i, r in enumerate(items)]
+        facts = [fact_from_dict({"id": _line_id(path, i + 1), **r} if isinstance(r, dict) else {}, where=f"{path} item {i}")
+                 for i, r in enumerate(items)]
         return _check_unique(facts, path, list(range(len(facts))))
     if suffix in (".jsonl", ".json"):
         rows = list(_jsonl_rows(path))
-        facts = [fact_from_dict(row, where=f"{path}:{lineno}") for lineno, row in rows]
+        facts = [fact_from_dict({"id": _line_id(path, lineno), **row}, where=f"{path}:{lineno}") for lineno, row in rows]
         return _check_unique(facts, path, [lineno for lineno, _ in rows])
     raise TaskFormatError(f"{path}: unsupported file type {suffix!r} for facts; use .jsonl or .csv")
 
