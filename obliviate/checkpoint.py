@@ -27,7 +27,8 @@ class Checkpoint:
     step: int
     history: list[dict]
     identity: dict
-    state: dict[str, Any]  # "params" (trainable weights), "optimizer", "method" (the objective's own state)
+    # "params" (trainable weights), "optimizer", "method" (the objective's own state), "stop" (the stop check's)
+    state: dict[str, Any]
 
 
 def _rng_state() -> dict[str, Any]:
@@ -44,9 +45,15 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def exists(out_dir: str | Path) -> bool:
+    """Whether `out_dir` holds a checkpoint to resume from."""
+    return (Path(out_dir) / "checkpoint" / "progress.json").exists()
+
+
 def save(out_dir: Path, step: int, model: torch.nn.Module, optimizer, history: list, method_state: dict,
-         identity: dict, accelerator) -> None:
-    """Write `out_dir/checkpoint` (every process must call this: each adds its RNG state)."""
+         identity: dict, accelerator, stop_state: dict | None = None) -> None:
+    """Write `out_dir/checkpoint` (every process must call this: each adds its RNG state). `stop_state`: the stop
+    check's own state (the `--until` curve and best weights), when it has one."""
     ckpt, tmp = out_dir / "checkpoint", out_dir / "checkpoint.partial"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -56,7 +63,8 @@ def save(out_dir: Path, step: int, model: torch.nn.Module, optimizer, history: l
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
-        torch.save({"params": trainable, "optimizer": optimizer.state_dict(), "method": method_state}, tmp / "state.pt")
+        torch.save({"params": trainable, "optimizer": optimizer.state_dict(), "method": method_state,
+                    "stop": stop_state}, tmp / "state.pt")
         (tmp / "progress.json").write_text(json.dumps({"step": step, "history": history, "identity": identity}))
         shutil.rmtree(ckpt, ignore_errors=True)
         tmp.rename(ckpt)  # atomic: a crash mid-save leaves the previous checkpoint intact
@@ -66,7 +74,7 @@ def save(out_dir: Path, step: int, model: torch.nn.Module, optimizer, history: l
 def load(out_dir: Path, device: torch.device) -> Checkpoint | None:
     """The checkpoint in `out_dir`, or None when there is none (a fresh run)."""
     path = out_dir / "checkpoint"
-    if not (path / "progress.json").exists():
+    if not exists(out_dir):
         return None
     progress = json.loads((path / "progress.json").read_text())
     state = torch.load(path / "state.pt", map_location=device, weights_only=False)

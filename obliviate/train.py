@@ -362,7 +362,8 @@ def run_training(
         out_dir: where checkpoints (and, after a collapse, `last-good/`) go; `resume=True` continues from the
             checkpoint there.
         stop_check: `(model, step) -> stop?`, called (in eval mode) every `config.check_every` steps, the last step
-            included; returning True before the last step ends training early.
+            included; returning True before the last step ends training early. When it has `state_dict` /
+            `load_state_dict`, its state goes into every checkpoint and comes back on resume.
         identity: what else makes this run itself (method, settings, task...): a checkpoint of another is refused.
         watch: the prompts the collapse watch reads (default `watch_prompts(retain)`: retain prompts, else neutral
             openings; teaching passes what it teaches).
@@ -415,6 +416,11 @@ def run_training(
     if ckpt is not None:
         checkpoint.check_identity(ckpt, run_identity)
         objective.load_state_dict(ckpt.state["method"])
+        if hasattr(stop_check, "load_state_dict"):
+            if ckpt.state.get("stop") is None:
+                raise ConfigError(f"the checkpoint in {ckpt.path} was written without this run's stop check; resume "
+                                  "it as it was started, or use another --out to start afresh")
+            stop_check.load_state_dict(ckpt.state["stop"])
     else:
         f_all = batch_indices(len(forget), config.batch_size * world, 0, config.seed, 0)
         r_all = batch_indices(len(retain), config.batch_size * world, 0, config.seed, 1) if retain else None
@@ -542,12 +548,14 @@ def _loop(lm, objective, ctx, wrapped, model, optimizer, scaler, accelerator, fo
                 raise collapsed(f"{share:.0%} of the greedy answers to the watched prompts are gibberish "
                                 f"(e.g. {example!r})", done)
             good = (done, snapshot(model))
-        if out_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
+        # the check before the checkpoint, so that a checkpoint holds every check up to its step
+        stop = stop_check is not None and config.check_every and done % config.check_every == 0 \
+            and in_eval_mode(lambda m, at=done: stop_check(m, at)) and done < config.steps
+        if out_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and not stop:
             checkpoint.save(Path(out_dir), done, model, optimizer, history, objective.state_dict(), identity,
-                            accelerator)
-        if stop_check is not None and config.check_every and done % config.check_every == 0:
-            if in_eval_mode(lambda m, at=done: stop_check(m, at)) and done < config.steps:
-                bar.close()
-                return True
+                            accelerator, getattr(stop_check, "state_dict", lambda: None)())
+        if stop:
+            bar.close()
+            return True
     bar.close()
     return False

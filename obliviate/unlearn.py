@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from obliviate import checkpoint
 from obliviate.data.forms import GENERATIVE_FORMS, direct_forms, has_chat_template, probes
 from obliviate.data.schema import Document, Fact, Task
 from obliviate.errors import ConfigError
@@ -134,11 +135,9 @@ def unlearn(
     train_config = train or TrainConfig(steps=m.default_steps * (UNTIL_BUDGET if until else 1), lr=m.default_lr)
     stop = None
     if until is not None:
-        if resume:
-            raise ConfigError("--until forgotten cannot resume a run yet (its probe curve and best checkpoint are "
-                              "not checkpointed); start the run again without --resume")
         stop = UntilForgotten(task, lm.tokenizer, until)
-        stop.start(lm)
+        if not (resume and out_dir is not None and checkpoint.exists(out_dir)):  # else the checkpoint holds it
+            stop.start(lm)
         train_config = replace(train_config, check_every=until.every)
     forget = fact_examples(task.forget, forms, task.forget_documents, lm.tokenizer)
     retain = keep_examples(task, keep_split, forms, lm.tokenizer) if m.needs_retain else None
@@ -146,6 +145,7 @@ def unlearn(
         raise ConfigError(f"method {name!r} needs retain data, but task {task.name!r} has an empty retain split")
     config["train"] = asdict(train_config)
     identity = {k: config[k] for k in ("method", "method_config", "task", "model", "forms", "keep_split")}
+    identity["until"] = asdict(until) if until is not None else None
     result = run_training(
         lm, m, forget, retain, train_config,
         needs_reference_logprobs=m.needs_reference_logprobs, needs_reference_model=m.needs_reference_model,

@@ -148,6 +148,18 @@ class UntilForgotten:
             self._best_weights = snapshot(lm.model)
         return check.forgotten and check.kept
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps so that a resumed run goes on with the same curve and best weights."""
+        return {"baseline": self.baseline.to_dict(), "curve": [c.to_dict() for c in self.curve],
+                "best": self.curve.index(self.best) if self.best is not None else None,
+                "best_weights": self._best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.baseline = Check(**state["baseline"])
+        self.curve = [Check(**c) for c in state["curve"]]
+        self.best = self.curve[state["best"]] if state["best"] is not None else None
+        self._best_weights = state["best_weights"]
+
     def restore_best(self, model: torch.nn.Module) -> int:
         """Put the best checkpoint's weights back into `model` (when training went past it); its step."""
         if self.best is None:

@@ -69,9 +69,23 @@ def test_a_training_free_method_has_no_steps_to_check_between():
         unlearn(tiny_model(), people_task("test"), "in_context", until=UntilConfig(every=2))
 
 
-def test_until_cannot_resume(tmp_path):
-    with pytest.raises(ConfigError, match="resume"):
-        unlearn(tiny_model(), people_task("test"), "ga", train=TRAIN, until=UntilConfig(every=2), out_dir=tmp_path,
+def test_an_interrupted_until_run_resumes_to_the_same_curve_and_weights(monkeypatch, tmp_path):
+    """A run stopped at step 4 (its checkpoint holds the checks at 2 and 4 and the best weights) and resumed to 6
+    ends where an uninterrupted run ends: the same curve, the same best step, the same weights put back."""
+    _scripted(monkeypatch, {2: 0.5, 4: 0.2, 6: 0.6})
+    task, until = people_task("test"), UntilConfig(every=2)
+    whole = unlearn(tiny_model(), task, "ga", train=TRAIN, until=until)
+    train = replace(TRAIN, checkpoint_every=2)
+    unlearn(tiny_model(), task, "ga", train=replace(train, steps=4), until=until, out_dir=tmp_path)
+    started = []
+    monkeypatch.setattr(UntilForgotten, "start", lambda self, lm: started.append(lm))
+    resumed = unlearn(tiny_model(), task, "ga", train=train, until=until, out_dir=tmp_path, resume=True)
+    assert not started  # the baseline came from the checkpoint, not from the resumed (untrained) model
+    assert resumed.config["until"] == whole.config["until"] and resumed.steps == 4
+    for (name, a), b in zip(resumed.lm.model.named_parameters(), whole.lm.model.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ConfigError, match="another run"):  # another rule is another run
+        unlearn(tiny_model(), task, "ga", train=train, until=UntilConfig(every=2, tolerance=0.2), out_dir=tmp_path,
                 resume=True)
 
 
