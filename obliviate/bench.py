@@ -41,6 +41,9 @@ class BenchConfig:
     steps: int = 20  # unlearning steps, the same for every gradient method
     lr: float | None = None  # None: each method's tuned learning rate
     batch_size: int = 8
+    # the forms each method trains on: "auto" = every direct form (QA, the chat turn of a chat model, cloze), as
+    # `obliviate unlearn` does; trained in QA alone, a chat model keeps answering real facts through its template
+    forms: str = "auto"
     metrics: list[str] | None = None  # forget-card metrics; None: every metric that applies
     max_facts: int = 60  # per split, for the cards
     examples: int = 4  # forget facts shown before/after in the report
@@ -269,7 +272,8 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
                                 seed=seed, progress=progress)
             if value is not None and not settings:
                 train = TrainConfig(**{**asdict(train), param: value})
-            run = unlearn(copy_model(load("original")), load("task"), m, train=train)
+            run = unlearn(copy_model(load("original")), load("task"), m, train=train,
+                          forms=config.forms if config.forms == "auto" else tuple(config.forms.split(",")))
             write_json(sub / "config.json", run.config)
             write_json(sub / "history.json", run.history)
             seed_everything(config.seed)
@@ -316,9 +320,9 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
 
 def run_bench_command(task: str, methods: str, attacks: str | None, sweep: str | None, steps: int, lr: float | None,
                       metrics: str | None, max_facts: int, attack_steps: int, attack_seconds: float,
-                      attack_facts: int, seed: int, out: Path | None, seeds: int = 1) -> Path:
+                      attack_facts: int, seed: int, out: Path | None, seeds: int = 1, forms: str = "auto") -> Path:
     """What `obliviate bench` does (comma lists; attacks "all" runs every attack, None runs none)."""
     config = BenchConfig(steps=steps, lr=lr, metrics=metrics.split(",") if metrics else None, max_facts=max_facts,
-                         seed=seed, seeds=seeds)
+                         seed=seed, seeds=seeds, forms=forms)
     budget = Budget(steps=attack_steps, seconds=attack_seconds, max_facts=attack_facts)
     return bench(task, methods, attacks, budget, sweep, out, config)

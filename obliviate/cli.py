@@ -238,12 +238,14 @@ def bench(
     attack_facts: Annotated[int, typer.Option(help="Attack budget: target facts.")] = 20,
     seed: int = 0,
     seeds: Annotated[int, typer.Option(help="Repeat each unlearning with this many seeds (mean ± sd across them).")] = 1,
+    forms: Annotated[str, typer.Option(help="Forms every method trains on (as in `unlearn`; 'auto': every direct "
+                                            "form, the chat turn included).")] = "auto",
     out: OutOpt = None,
 ) -> None:
     from obliviate.bench import run_bench_command
 
     run_bench_command(task, methods, attacks, sweep, steps, lr, metrics, max_facts, attack_steps, attack_seconds,
-                      attack_facts, seed, out, seeds)
+                      attack_facts, seed, out, seeds, forms)
 
 
 @app.command(help="RESTOR: corrupt known facts with wrong objects, unlearn the corruption, report how much of the "

@@ -23,6 +23,8 @@ def test_bench_table_curves_and_resume(tmp_path):
     assert [r["label"] for r in table["rows"]] == ["ga@steps=1", "ga@steps=2", "npo@steps=1", "npo@steps=2"]
     assert [r["steps"] for r in table["rows"]] == [1, 2, 1, 2]
     assert [r["final"] for r in table["rows"]] == [False, True, False, True]
+    # every method trains on every direct form, as `obliviate unlearn` does (the tiny model has no chat template)
+    assert {tuple(read_json(out / r["dir"] / "config.json")["forms"]) for r in table["rows"]} == {("qa", "cloze")}
     for row in table["rows"]:
         assert 0 <= row["forget_qa"] <= 1 and row["forget_qa_ci"][0] <= row["forget_qa"] <= row["forget_qa_ci"][1]
         # The attack columns are the recovery above the control, with its interval, as in attacks.json.
