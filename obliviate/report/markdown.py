@@ -438,14 +438,16 @@ def to_markdown(files: RunFiles, verdicts: list[Verdict], images: dict[str, str]
 
 def until_note(until: dict[str, Any]) -> str:
     """One paragraph on the stop-when-forgotten rule of a run: the outcome and how it was read."""
-    rule = until["rule"]
-    n = until["n"]
-    return (f"{until['message']}. Probed every {rule['every']} steps on {n.get('forget', 0)} forget, "
-            f"{n.get('holdout', 0)} control (holdout), {n.get('retain', 0)} retain and {n.get('neighbours', 0)} "
-            f"neighbour facts in {', '.join(until['forms'])}; forgotten = forget within {pct(rule['tolerance'])} of "
-            f"the control in every form, kept = retain within {pct(rule['keep_within'])} and neighbours within "
-            f"{pct(rule['neighbours_within'])} of the model before training (means over forms). Few facts: the "
-            "card above measures the kept model on all of them, with intervals.")
+    rule, n = until["rule"], until["n"]
+    kept = [f"retain within {pct(rule['keep_within'])}"] if n.get("retain") else []
+    kept += [f"neighbours within {pct(rule['neighbours_within'])}"] if n.get("neighbours") else []
+    sets = [f"{n[s]} {name}" for s, name in (("forget", "forget"), ("holdout", "control (holdout)"),
+                                              ("retain", "retain"), ("neighbours", "neighbour")) if n.get(s)]
+    return (f"{until['message']}. Probed every {rule['every']} steps on {', '.join(sets)} facts in "
+            f"{', '.join(until['forms'])}; forgotten = forget within {pct(rule['tolerance'])} of the control in "
+            f"every form" + (f", kept = {' and '.join(kept)} of the model before training in every form" if kept
+                             else "") + ". Few facts: the card above measures the kept model on all of them, with "
+            "intervals.")
 
 
 def attack_markdown(attacks: dict[str, Any]) -> str:
