@@ -26,7 +26,12 @@ from obliviate.data.forms import Probe
 from obliviate.judge import Judge, classify, contains, judge, rouge_l_recall
 from obliviate.models import CACHE_ARG, LoadedModel
 
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 16  # prompts per teacher-forced pass (each keeps logits over the vocabulary per target token)
+# Prompts per greedy-decoding batch: a decode step reads every weight once whatever the batch, so wider batches
+# amortise it. On this 2-core CPU, 120 chat probes of SmolLM2 took 47 s at 16 and 25 s at 64 in fp32 (identical
+# outputs) and 33 s / 14 s / 10 s at 16 / 64 / 128 in bf16 (2026-12-06; the full card: docs/metrics.md "Speed").
+GENERATION_BATCH = 64
+TARGETS_PER_PASS = 64  # teacher-forced targets per forward pass, whatever the batch: bounds the logits' memory
 
 
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -229,8 +234,8 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
         pairs = [(row, i) for row, k in enumerate(idx) for i in groups[distinct[k]]]
         if stats is not None:
             pairs.sort(key=lambda pair: len(target_ids[pair[1]]))
-            for start in range(0, len(pairs), 4 * batch_size):  # targets per forward pass: a few prompts' worth
-                chunk = pairs[start : start + 4 * batch_size]
+            for start in range(0, len(pairs), TARGETS_PER_PASS):
+                chunk = pairs[start : start + TARGETS_PER_PASS]
                 values = _continuation_stats(lm, pre, [r for r, _ in chunk], [target_ids[i] for _, i in chunk], stats)
                 for (_, i), v in zip(chunk, values):
                     out_stats[i] = v
@@ -322,7 +327,7 @@ def _newline_flags(tokenizer) -> torch.Tensor:
                         dtype=torch.bool)
 
 
-def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = DEFAULT_BATCH,
+def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = GENERATION_BATCH,
              stop_at_newline: bool = True, temperature: float = 0.0, seed: int = 0) -> list[str]:
     """Greedy continuations (sampled at `temperature` > 0, seeded); with `stop_at_newline` only the first line is
     kept, and each row stops decoding as soon as that line is complete."""
@@ -388,7 +393,7 @@ def answer_budget(tokenizer, probes: Sequence[Probe]) -> int:
 
 
 def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int | None = None,
-                 batch_size: int = DEFAULT_BATCH, prefix: str = "", judge_fn: Judge = judge,
+                 batch_size: int = GENERATION_BATCH, prefix: str = "", judge_fn: Judge = judge,
                  temperature: float = 0.0, seed: int = 0) -> list[ProbeResult]:
     """Judge every probe: generative ones by greedy decoding + `judge_fn` (strict by default), choice ones by the
     best-scoring option (summed log-prob; `correct_norm` by log-prob per character, as lm-eval's acc_norm).

@@ -100,6 +100,21 @@ def test_cli_lists_and_shows(tmp_path):
     assert shown.exit_code == 0 and "forget" in shown.output
 
 
+def test_card_does_not_depend_on_the_batch_size():
+    """Wider batches only make decoding faster: in fp32 every answer and score is the same."""
+    task = people_task("test")
+    one = evaluate(tiny_model(seed=3), task, ["forms"], config=EvalConfig(max_facts=4, batch_size=1))
+    wide = evaluate(tiny_model(seed=3), task, ["forms"], config=EvalConfig(max_facts=4))
+    assert EvalConfig().batch_size == 64
+    for split, forms in one.value("forms").items():
+        for form, row in forms.items():
+            other = wide.value("forms")[split][form]
+            assert row["facts"] == other["facts"] and row["outcomes"] == other["outcomes"], (split, form)
+            assert row["probability"] == pytest.approx(other["probability"], abs=1e-5), (split, form)
+    with pytest.raises(ConfigError, match="batch size"):
+        EvalConfig(batch_size=0)
+
+
 def test_cli_bad_input_is_one_line(tmp_path):
     import subprocess
     import sys

@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 
 from obliviate.data.forms import FORMS, probes
 from obliviate.data.schema import Fact, Task
+from obliviate.errors import ConfigError
 from obliviate.judge import get_judge
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
-from obliviate.scoring import ProbeResult, score_probes
+from obliviate.scoring import GENERATION_BATCH, ProbeResult, score_probes
 
 SECTIONS = ("forgetting", "keeping", "privacy", "intrinsic", "robustness", "cost")
 
@@ -25,13 +26,15 @@ class EvalConfig:
 
     max_facts: int = 60  # per split; facts are taken in task order (deterministic)
     max_new_tokens: int | None = None  # None: room for the task's answers (scoring.answer_budget)
-    batch_size: int = 16
+    batch_size: int = GENERATION_BATCH  # prompts per batch (choice probes: per teacher-forced pass)
     seed: int = 0
     forms: tuple[str, ...] = FORMS
     judge: str = "strict"  # "strict" (obliviate.judge.judge) or "contains" (lenient whole-word containment)
 
     def __post_init__(self) -> None:
         get_judge(self.judge)  # an unknown name fails here, before any model runs
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
