@@ -121,8 +121,13 @@ def test_list_tasks():
 
 
 def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkeypatch):
-    """Known in any direct form = known; a fact answered in chat is not asked again as QA or cloze."""
-    from obliviate import known
+    """Known in any direct form = known; a fact answered in chat is not asked again as QA or cloze. The check
+    asks in batches of the pinned size (it decides every realfacts split) and reports its phase in a log."""
+    import io
+
+    from rich.console import Console
+
+    from obliviate import known, progress
     from obliviate.models import tiny_model
     from obliviate.scoring import ProbeResult
 
@@ -133,7 +138,8 @@ def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkey
     right = {("chat", facts[0].id), ("qa", facts[1].id), ("cloze", facts[2].id), ("qa", facts[0].id)}
     asked: list[tuple[str, str]] = []
 
-    def fake_score(lm_, probes_, judge_fn=None):
+    def fake_score(lm_, probes_, batch_size, judge_fn=None):
+        assert batch_size == known.KNOWN_BATCH == 16
         out = []
         for p in probes_:
             fact_id = next(f.id for f in facts if f.answer.strip() in p.answer or p.answer.strip() in f.answer)
@@ -142,6 +148,10 @@ def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkey
         return out
 
     monkeypatch.setattr(known, "score_probes", fake_score)
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "_console", Console(file=log, width=200))
+    monkeypatch.setitem(progress._state, "quiet", False)
     assert known.answered_directly(lm, facts) == [True, True, True, False, False, False]
+    assert "which of 6 facts the model answers: 3 steps in" in log.getvalue()
     assert ("qa", facts[0].id) not in asked and ("cloze", facts[1].id) not in asked
     assert [form for form, _ in asked][:len(facts)] == ["chat"] * len(facts)  # chat asked first
