@@ -1,11 +1,14 @@
-"""Seconds per unlearning step, tokens/s and peak memory for each method at a fixed batch.
+"""Seconds per unlearning step, tokens/s, the share of this machine's matmul rate and peak memory per method.
 
 Each (method, variant) runs in its own subprocess so that peak RSS is its own. The "per-step reference"
 variant of NPO recomputes the frozen model's forget log-probs at every step (a second forward pass), which
-is what train.py's one-time cache avoids; the ratio of the two rows is the saving.
+is what train.py's one-time cache avoids; the ratio of the two rows is the saving. Before the rows the script
+times a 2048 x 2048 matmul in fp32 and bf16 with the same threads; "of fp32 / of bf16" is the training's
+FLOP rate (6 x parameters x tokens/s, the usual forward + backward count) as a share of each.
 
     python benchmarks/unlearn_speed.py --model default --steps 4 --json speed.json
     python benchmarks/unlearn_speed.py --methods ga,npo --mixed-precision bf16   # bf16 autocast, fp32 weights
+    python benchmarks/unlearn_speed.py --pairs my_pairs.jsonl --batch 4 --methods npo,graddiff
 """
 
 from __future__ import annotations
@@ -20,21 +23,50 @@ import time
 METHODS = ["ga", "graddiff", "npo", "npo_per_step_reference", "simnpo"]
 
 
-def measure(method: str, model: str, steps: int, batch: int, lora: bool, precision: str = "no") -> dict:
+def matmul_rate(dtype: str, size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a size x size matmul in `dtype` with torch's current threads (the best of `repeats`)."""
+    import torch
+
+    a = torch.randn(size, size).to(getattr(torch, dtype))
+    b = torch.randn(size, size).to(getattr(torch, dtype))
+    torch.matmul(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def examples(pairs: str | None):
+    """(forget, retain) examples: builtin:people:small's QA, or a fact file's first half and second half."""
+    from obliviate.data.io import load_facts
+    from obliviate.data.people import people_task
+    from obliviate.unlearn import fact_examples
+
+    if pairs is None:
+        task = people_task("small")
+        return fact_examples(task.forget), fact_examples(task.retain)
+    facts = load_facts(pairs)
+    if len(facts) < 2:
+        raise SystemExit(f"{pairs}: need at least 2 question/answer pairs, found {len(facts)}")
+    half = len(facts) // 2
+    return fact_examples(facts[:half]), fact_examples(facts[half:])
+
+
+def measure(method: str, model: str, steps: int, batch: int, lora: bool, precision: str = "no",
+            pairs: str | None = None) -> dict:
     """Runs inside the subprocess: one warm-up step, then `steps` timed steps."""
     import torch
 
-    from obliviate.data.people import people_task
     from obliviate.methods import METHODS as REGISTRY
     from obliviate.methods.base import npo_loss, target_nll
     from obliviate.models import load_model
     from obliviate.scoring import token_logprobs
     from obliviate.train import TrainConfig, run_training
-    from obliviate.unlearn import fact_examples
 
     lm = load_model(model)
-    task = people_task("small")
-    forget, retain = fact_examples(task.forget), fact_examples(task.retain)
+    forget, retain = examples(pairs)
     if method == "npo_per_step_reference":
         def loss_fn(ctx, b):  # NPO as the paper's code does it: reference forward at every step
             ref = (ctx.reference_logits(b.forget)[:, :-1].float().log_softmax(-1)
@@ -56,8 +88,10 @@ def measure(method: str, model: str, steps: int, batch: int, lora: bool, precisi
     tokens_per_step = tokens / len(forget) * batch * 2  # forget + paired retain batch
     peak = (torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available()
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    tokens_per_s = tokens_per_step * steps / seconds
+    parameters = sum(p.numel() for p in lm.model.parameters())
     return {"method": method, "lora": lora, "precision": precision, "s_per_step": seconds / steps,
-            "tokens_per_s": tokens_per_step * steps / seconds, "peak_gib": peak}
+            "tokens_per_s": tokens_per_s, "gflop_per_s": 6 * parameters * tokens_per_s / 1e9, "peak_gib": peak}
 
 
 def main() -> None:
@@ -69,27 +103,36 @@ def main() -> None:
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"],
                         help="autocast over the fp32 weights (TrainConfig.mixed_precision)")
+    parser.add_argument("--pairs", help="a fact file (JSONL / JSON / CSV with question, answer): first half forget, "
+                        "second half retain (default: builtin:people:small)")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.model, args.steps, args.batch, args.lora, args.mixed_precision)))
+        print(json.dumps(measure(args.child, args.model, args.steps, args.batch, args.lora, args.mixed_precision,
+                                 args.pairs)))
         return
+    rates = {dtype: matmul_rate(dtype) for dtype in ("float32", "bfloat16")}
+    print(f"2048^2 matmul: {rates['float32']:.0f} GFLOP/s fp32, {rates['bfloat16']:.0f} GFLOP/s bf16")
     rows = []
     for method in args.methods.split(","):
         cmd = [sys.executable, __file__, "--child", method, "--model", args.model, "--steps", str(args.steps),
                "--batch", str(args.batch), "--mixed-precision", args.mixed_precision] + (["--lora"] if args.lora else [])
+        cmd += ["--pairs", args.pairs] if args.pairs else []
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for dtype, rate in rates.items():
+            rows[-1][f"of_{dtype}_matmul"] = rows[-1]["gflop_per_s"] / rate
     npo = {r["method"]: r["s_per_step"] for r in rows}
-    print(f"{'method':<26}{'s/step':>9}{'tokens/s':>10}{'peak GiB':>10}")
+    print(f"{'method':<26}{'s/step':>9}{'tokens/s':>10}{'GFLOP/s':>9}{'of fp32':>9}{'of bf16':>9}{'peak GiB':>10}")
     for r in rows:
-        print(f"{r['method']:<26}{r['s_per_step']:>9.2f}{r['tokens_per_s']:>10.0f}{r['peak_gib']:>10.2f}")
+        print(f"{r['method']:<26}{r['s_per_step']:>9.2f}{r['tokens_per_s']:>10.0f}{r['gflop_per_s']:>9.0f}"
+              f"{r['of_float32_matmul']:>9.0%}{r['of_bfloat16_matmul']:>9.0%}{r['peak_gib']:>10.2f}")
     if "npo" in npo and "npo_per_step_reference" in npo:
         print(f"cached reference log-probs: {npo['npo_per_step_reference'] / npo['npo']:.2f}x faster per NPO step")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+            json.dump({"args": vars(args), "matmul_gflop_per_s": rates, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
