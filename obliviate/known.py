@@ -17,25 +17,26 @@ from obliviate.judge import get_judge
 from obliviate.models import LoadedModel, cache_dir
 from obliviate.progress import phase
 from obliviate.runs import read_json, write_json
-from obliviate.scoring import score_probes
+from obliviate.scoring import GENERATION_BATCH, score_probes
 
 KNOWN_RULE = "direct-forms-strict-judge-v3"  # part of the cache key: a new rule re-checks every model (v3: 64-token chat replies)
-# Prompts per batch of the check, pinned: the known facts decide every realfacts split, and in bf16 the batch's
-# shape moves a few verdicts (rounding). Asked 64 at a time instead of 16, SmolLM2 in bf16 "knew" 164-165
-# facts instead of 163, and the seeded forget20 sample changed with them (docs/demo.md, "How stable"); a
-# fresh machine keeps asking it as every documented run did.
+# Prompts per batch of the builtin known-fact check, pinned: the known facts decide every realfacts split,
+# and in bf16 the batch's shape moves a few verdicts (rounding). Asked 64 at a time instead of 16, SmolLM2 in
+# bf16 "knew" 164-165 facts instead of 163, and the seeded forget20 sample changed with them (docs/demo.md,
+# "How stable"); a fresh machine keeps asking it as every documented run did.
 KNOWN_BATCH = 16
 
 
 def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
-                      forms: tuple[str, ...] | None = None, batch_size: int = KNOWN_BATCH) -> list[bool]:
+                      forms: tuple[str, ...] | None = None, batch_size: int = GENERATION_BATCH,
+                      progress: bool = False) -> list[bool]:
     """Per fact: does `lm` give the answer to any of its probes in `forms` (default: `forms.direct_forms`)?
 
     One batched scoring call per form, each asking only the facts no earlier form answered, the chat turn first
     (an instruct model answers most there), so a fact known in chat is not asked twice more."""
     forms = sorted(forms or direct_forms(lm.tokenizer), key=lambda form: form != "chat")
     answered = [False] * len(facts)
-    with phase(f"which of {len(facts)} facts the model answers", total=len(forms)) as step:
+    with phase(f"which of {len(facts)} facts the model answers", total=len(forms), show=progress) as step:
         for form in forms:
             todo = [i for i, ok in enumerate(answered) if not ok]
             if todo:
@@ -59,7 +60,8 @@ def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fac
     if use_cache and path.exists():
         keep = set(read_json(path)["known"])
     else:
-        keep = {f.id for f, ok in zip(facts, answered_directly(lm, facts)) if ok}
+        answered = answered_directly(lm, facts, batch_size=KNOWN_BATCH, progress=True)
+        keep = {f.id for f, ok in zip(facts, answered) if ok}
         write_json(path, {"model": lm.source, "dtype": dtype, "rule": KNOWN_RULE, "known": sorted(keep)})
     known = verify_known(facts, lambda fs: [f.id in keep for f in fs])
     return known, [f for f in facts if f.id not in keep]

@@ -121,8 +121,8 @@ def test_list_tasks():
 
 
 def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkeypatch):
-    """Known in any direct form = known; a fact answered in chat is not asked again as QA or cloze. The check
-    asks in batches of the pinned size (it decides every realfacts split) and reports its phase in a log."""
+    """Known in any direct form = known; a fact answered in chat is not asked again as QA or cloze; with
+    `progress` the check reports its phase in a log."""
     import io
 
     from rich.console import Console
@@ -139,7 +139,7 @@ def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkey
     asked: list[tuple[str, str]] = []
 
     def fake_score(lm_, probes_, batch_size, judge_fn=None):
-        assert batch_size == known.KNOWN_BATCH == 16
+        assert batch_size == 5
         out = []
         for p in probes_:
             fact_id = next(f.id for f in facts if f.answer.strip() in p.answer or p.answer.strip() in f.answer)
@@ -151,7 +151,26 @@ def test_answered_directly_asks_each_form_only_for_facts_still_unanswered(monkey
     log = io.StringIO()
     monkeypatch.setattr(progress, "_console", Console(file=log, width=200))
     monkeypatch.setitem(progress._state, "quiet", False)
-    assert known.answered_directly(lm, facts) == [True, True, True, False, False, False]
+    assert known.answered_directly(lm, facts, batch_size=5, progress=True) == [True, True, True, False, False, False]
     assert "which of 6 facts the model answers: 3 steps in" in log.getvalue()
     assert ("qa", facts[0].id) not in asked and ("cloze", facts[1].id) not in asked
     assert [form for form, _ in asked][:len(facts)] == ["chat"] * len(facts)  # chat asked first
+
+
+def test_the_builtin_known_check_asks_in_its_pinned_batch_with_progress(monkeypatch, tmp_path):
+    """The known facts decide every realfacts split, and in bf16 the batch's shape moves verdicts: the builtin
+    check keeps batch 16 whatever the scoring default, and shows its minute of first-use work."""
+    from obliviate import known
+    from obliviate.models import tiny_model
+
+    monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path))
+    seen: dict = {}
+
+    def fake(lm_, facts, batch_size=None, progress=False):
+        seen.update(batch_size=batch_size, progress=progress)
+        return [i % 2 == 0 for i in range(len(facts))]
+
+    monkeypatch.setattr(known, "answered_directly", fake)
+    knew, did_not = known.known_and_unknown(tiny_model(), use_cache=False)
+    assert seen == {"batch_size": known.KNOWN_BATCH, "progress": True} and known.KNOWN_BATCH == 16
+    assert knew and did_not
