@@ -22,8 +22,9 @@ from obliviate.scoring import GENERATION_BATCH, score_probes
 KNOWN_RULE = "direct-forms-strict-judge-v3"  # part of the cache key: a new rule re-checks every model (v3: 64-token chat replies)
 # Prompts per batch of the builtin known-fact check, pinned: the known facts decide every realfacts split,
 # and in bf16 the batch's shape moves a few verdicts (rounding). Asked 64 at a time instead of 16, SmolLM2 in
-# bf16 "knew" 164-165 facts instead of 163, and the seeded forget20 sample changed with them (docs/demo.md,
-# "How stable"); a fresh machine keeps asking it as every documented run did.
+# bf16 "knew" 164-165 facts instead of 159-163 (the bf16 copy's origin moves a few more), and the seeded
+# forget20 sample changed with them (docs/demo.md, "How stable"); a fresh machine asks as every documented run
+# did.
 KNOWN_BATCH = 16
 
 
