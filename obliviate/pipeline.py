@@ -152,11 +152,12 @@ def run_unlearn(model: str, task_spec: str | None, method: str, *, steps, lr, ba
 
 def run_eval(model: str, task_spec: str, reference: str | None, original: str | None, metrics, max_facts: int,
              seed: int, out: Path | None, dtype: str | None = None, batch_size: int | None = None) -> Card:
+    config = EvalConfig(max_facts=max_facts, seed=seed,  # bad settings fail here, before any model loads
+                        batch_size=EvalConfig.batch_size if batch_size is None else batch_size)
     lm = resolve_model(model, dtype)
     ref = resolve_model(reference, dtype) if reference else None
     orig = resolve_model(original, dtype) if original else None
     task = load_task(task_spec, known_base(model, lm, orig, dtype))
-    config = EvalConfig(max_facts=max_facts, seed=seed, batch_size=batch_size or EvalConfig.batch_size)
     card = evaluate(lm, task, metrics, reference=ref, original=orig, config=config)
     out = Path(out) if out else new_run_dir(prefix="eval")
     card.save(out / "card.json")

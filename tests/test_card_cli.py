@@ -113,6 +113,10 @@ def test_card_does_not_depend_on_the_batch_size():
             assert row["probability"] == pytest.approx(other["probability"], abs=1e-5), (split, form)
     with pytest.raises(ConfigError, match="batch size"):
         EvalConfig(batch_size=0)
+    refused = CliRunner().invoke(app, ["eval", "--model", "no-such-model", "--task", "builtin:people:test",
+                                       "--batch-size", "0"])
+    # the batch size is refused before the (missing) model is looked up
+    assert isinstance(refused.exception, ConfigError) and "batch size must be >= 1" in str(refused.exception)
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
