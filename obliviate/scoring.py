@@ -26,10 +26,9 @@ from obliviate.data.forms import Probe
 from obliviate.judge import Judge, classify, contains, judge, rouge_l_recall
 from obliviate.models import CACHE_ARG, LoadedModel
 
-DEFAULT_BATCH = 16  # prompts per teacher-forced pass (each keeps logits over the vocabulary per target token)
+DEFAULT_BATCH = 16  # prompts per batch of the teacher-forced scorers (answer_logprobs, hidden_states...)
 # Prompts per greedy-decoding batch: a decode step reads every weight once whatever the batch, so wider batches
-# amortise it. On this 2-core CPU, 120 chat probes of SmolLM2 took 47 s at 16 and 25 s at 64 in fp32 (identical
-# outputs) and 33 s / 14 s / 10 s at 16 / 64 / 128 in bf16 (2026-12-06; the full card: docs/metrics.md "Speed").
+# amortise it; the full card took 556 s at 16 and 310 s at 64 here (docs/metrics.md "Speed").
 GENERATION_BATCH = 64
 TARGETS_PER_PASS = 64  # teacher-forced targets per forward pass, whatever the batch: bounds the logits' memory
 

@@ -435,7 +435,7 @@ def run_training(
         # Fused AdamW (one kernel over all parameters): 15-27 % less time per NPO / GradDiff step here than
         # the per-tensor loop (benchmarks/unlearn_speed.py, docs/unlearn_speed.md); same update up to rounding.
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
-                                      fused=device.type in ("cpu", "cuda") or None)
+                                      fused=True if device.type in ("cpu", "cuda") else None)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         wrapped, optimizer = accelerator.prepare(model, optimizer)
         start, history = 0, []

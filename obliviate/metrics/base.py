@@ -26,7 +26,7 @@ class EvalConfig:
 
     max_facts: int = 60  # per split; facts are taken in task order (deterministic)
     max_new_tokens: int | None = None  # None: room for the task's answers (scoring.answer_budget)
-    batch_size: int = GENERATION_BATCH  # prompts per batch (choice probes: per teacher-forced pass)
+    batch_size: int = GENERATION_BATCH  # prompts per batch
     seed: int = 0
     forms: tuple[str, ...] = FORMS
     judge: str = "strict"  # "strict" (obliviate.judge.judge) or "contains" (lenient whole-word containment)
