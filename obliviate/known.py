@@ -19,13 +19,9 @@ from obliviate.progress import phase
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import GENERATION_BATCH, score_probes
 
-KNOWN_RULE = "direct-forms-strict-judge-v3"  # part of the cache key: a new rule re-checks every model (v3: 64-token chat replies)
-# Prompts per batch of the builtin known-fact check, pinned: the known facts decide every realfacts split,
-# and in bf16 the batch's shape moves a few verdicts (rounding). Asked 64 at a time instead of 16, SmolLM2 in
-# bf16 "knew" 164-165 facts instead of 159-163 (the bf16 copy's origin moves a few more), and the seeded
-# forget20 sample changed with them (docs/demo.md, "How stable"); a fresh machine asks as every documented run
-# did.
-KNOWN_BATCH = 16
+# Part of the cache key: a new rule re-checks every model (v3: 64-token chat replies; v4: 64 prompts per batch,
+# whose bf16 rounding moves a few verdicts against v3's 16).
+KNOWN_RULE = "direct-forms-strict-judge-v4"
 
 
 def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
@@ -61,7 +57,7 @@ def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fac
     if use_cache and path.exists():
         keep = set(read_json(path)["known"])
     else:
-        answered = answered_directly(lm, facts, batch_size=KNOWN_BATCH, progress=True)
+        answered = answered_directly(lm, facts, progress=True)
         keep = {f.id for f, ok in zip(facts, answered) if ok}
         write_json(path, {"model": lm.source, "dtype": dtype, "rule": KNOWN_RULE, "known": sorted(keep)})
     known = verify_known(facts, lambda fs: [f.id in keep for f in fs])

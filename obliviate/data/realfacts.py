@@ -11,6 +11,7 @@ Subjects, answers and prompt words stay clear of `obliviate.editing.rank_one.PRE
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from collections.abc import Callable
@@ -279,29 +280,55 @@ def _prune(facts: list[Fact]) -> list[Fact]:
     return [replace(f, neighbours=tuple(n for n in f.neighbours if n in ids)) for f in facts]
 
 
+def _draw_key(seed: int, name: str) -> str:
+    """A fact's (or relation's) place in draw `seed`: a hash of its own name, so adding or removing one fact
+    never reorders the others (a seeded shuffle of the whole list reshuffles on any change)."""
+    return hashlib.sha256(f"realfacts-split-{seed}:{name}".encode()).hexdigest()
+
+
+def stratified_draw(facts: list[Fact], k: int, seed: int) -> list[str]:
+    """`k` fact ids, each relation drawn in proportion to its share of `facts` (largest remainder; ties by a
+    seeded hash of the relation), each relation's facts in hashed order; returned in hashed order.
+
+    Why stratified: how many forget facts share a relation decides what unlearning erases around them (with 6-7
+    capitals among 20, NPO erased every kept capital's cloze; with 4 it kept most, docs/demo.md "How stable"),
+    so an unstratified draw makes the seed, not the method, decide the result."""
+    by_relation: dict[str, list[str]] = {}
+    for f in sorted(facts, key=lambda f: _draw_key(seed, f.id)):
+        by_relation.setdefault(f.relation, []).append(f.id)
+    quota = {r: k * len(ids) / len(facts) for r, ids in by_relation.items()}
+    count = {r: int(q) for r, q in quota.items()}
+    by_remainder = sorted(quota, key=lambda r: (count[r] - quota[r], _draw_key(seed, r)))
+    for r in by_remainder[: k - sum(count.values())]:
+        count[r] += 1
+    return sorted((i for r, ids in by_relation.items() for i in ids[: count[r]]), key=lambda i: _draw_key(seed, i))
+
+
 def realfacts_task(facts: list[Fact] | None = None, forget_fraction: float = 0.1, seed: int = 0,
                    unknown: list[Fact] | None = None, n_forget: int | None = None) -> Task:
-    """Split real facts: forget (a seeded sample: `n_forget` facts, else `forget_fraction` of them), neighbours
-    (facts linked to forget ones, at most as many as forget), retain (the rest), holdout.
+    """Split real facts: forget (`n_forget` facts, else `forget_fraction` of them, drawn by `stratified_draw`),
+    neighbours (facts linked to forget ones, at most as many as forget), retain (the rest), holdout.
 
     `unknown`: facts of the same kind the model does NOT know; they become the holdout split, the control where
     the knowledge is absent (obliviate.known builds both lists for a model). Without it (no model at hand) the
     holdout is a sample of `facts` as large as forget. general stays empty: the whole task is general knowledge.
+    One fact more or less among `facts` (another model, dtype or machine knows it) changes at most two forget
+    facts: every draw is by per-fact hash.
     """
     if not 0 < forget_fraction < 1:
         raise ConfigError(f"realfacts: forget_fraction={forget_fraction} must be between 0 and 1 (exclusive)")
     facts = _prune(list(facts) if facts is not None else real_facts())
     if len(facts) < 3:
         raise ConfigError(f"realfacts: only {len(facts)} facts; need at least 3 (forget, holdout, retain)")
-    order = sorted(f.id for f in facts)
-    random.Random(f"realfacts-split-{seed}").shuffle(order)
     k = n_forget if n_forget is not None else max(1, round(forget_fraction * len(facts)))
     if not 1 <= k <= len(facts) - 2:
         raise ConfigError(f"realfacts: {k} forget facts leave too few of the {len(facts)} known facts to keep; "
                           f"ask for at most {len(facts) - 2}")
     by_id = {f.id: f for f in facts}
-    forget = set(order[:k])
-    linked = [n for i in order[:k] for n in by_id[i].neighbours if n not in forget]
+    drawn = stratified_draw(facts, k, seed)
+    forget = set(drawn)
+    order = sorted(by_id, key=lambda i: _draw_key(seed, i))
+    linked = [n for i in drawn for n in by_id[i].neighbours if n not in forget]
     near = set(list(dict.fromkeys(linked))[:k])  # at most as many neighbours as forget facts
     rest = [i for i in order if i not in forget and i not in near]
     if len(rest) < 2:  # keep at least one retain (and one holdout) fact
