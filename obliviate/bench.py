@@ -29,7 +29,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.examples import add_examples
 from obliviate.models import LoadedModel
-from obliviate.report.markdown import bench_markdown, headline_form, keep_split, qa_accuracy
+from obliviate.report.markdown import bench_markdown, costliest_form, headline_form, keep_split, qa_accuracy
 from obliviate.runs import environment, new_run_dir, read_json, same_inputs_or_fail, write_json
 from obliviate.train import TrainConfig
 
@@ -67,6 +67,7 @@ COLUMNS = [  # the table: key in each row, title, and how to show it
     {"key": "keep_qa", "title": "keep", "share": True, "higher_is_better": True},
     {"key": "forgot", "title": "forgot", "share": True, "higher_is_better": True},
     {"key": "kept", "title": "kept", "share": True, "higher_is_better": True},
+    {"key": "costliest_form", "title": "kept, costliest form", "text": True},
     {"key": "worst_attack", "title": "worst attack", "text": True},
     {"key": "worst_recovery", "title": "above control", "share": True, "higher_is_better": False},
 ]
@@ -140,6 +141,9 @@ def summarise(card: Card, original: Card | None, attacks: dict[str, Any] | None)
            "kept": min(1.0, keep / kept_before) if keep is not None and kept_before else None,
            "best_form": f"{leak[1]} {leak[0]:+.0%}" if leak else None,
            "forget_by_form": {f: s["accuracy"] for f, s in forms.items()}}
+    if keep is not None and kept_before:
+        cost = costliest_form(card, original, split, form, row["kept"])
+        row["costliest_form"] = f"{cost[0]} {cost[1]:.0%}" if cost else None
     if attacks:
         # Per attack: what it brought back above its control (the same attack where the knowledge is absent).
         row["recovery"] = {n: r.get("above_control") for n, r in attacks["results"].items()

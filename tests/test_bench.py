@@ -78,13 +78,15 @@ def test_bench_row_reads_the_form_in_which_the_original_shows_its_knowledge():
     from obliviate.bench import summarise
     from obliviate.card import Card
 
-    def card(forget_qa, forget_chat, retain_qa, retain_chat):
+    def card(forget_qa, forget_chat, retain_qa, retain_chat, retain_cloze=0.6):
         row = lambda acc: {"accuracy": acc, "accuracy_ci": [acc, acc], "n": 20}  # noqa: E731
         forms = {"forget": {"qa": row(forget_qa), "chat": row(forget_chat)},
-                 "retain": {"qa": row(retain_qa), "chat": row(retain_chat)}}
+                 "retain": {"qa": row(retain_qa), "chat": row(retain_chat), "cloze": row(retain_cloze)}}
         return Card("m", "t", {"forms": {"values": forms, "section": "forgetting", "higher_is_better": None,
                                          "version": "2", "seconds": 0.0}})
 
-    row = summarise(card(0.0, 0.3, 0.0, 0.85), card(0.25, 0.9, 0.05, 0.9), None)
+    row = summarise(card(0.0, 0.3, 0.0, 0.85, retain_cloze=0.15), card(0.25, 0.9, 0.05, 0.9), None)
     assert row["form"] == "chat" and row["forget_qa"] == 0.3 and row["keep_qa"] == 0.85
+    assert row["costliest_form"] == "cloze 25%"  # the cost the chat column does not show
+    assert summarise(card(0.0, 0.3, 0.0, 0.85), card(0.25, 0.9, 0.05, 0.9), None)["costliest_form"] is None
     assert abs(row["forgot"] - (1 - 0.3 / 0.9)) < 1e-9

@@ -196,6 +196,28 @@ def test_verdict_reads_the_form_in_which_the_original_shows_its_knowledge(tmp_pa
     assert abs(v.kept - 0.85 / 0.9) < 1e-9 and "kept 94 % of retain" in v.headline
 
 
+def test_verdict_counts_the_cost_in_every_direct_form(tmp_path):
+    """The verdict reads chat, but unlearning trained the cloze too: retain chat kept (0.8 -> 0.85) while retain
+    cloze fell 0.7 -> 0.0 is a cost the headline must show and the judgement must weigh. A form the original
+    barely answered (retain QA 0.1 -> 0.0) is not counted: there was little to lose."""
+    def card(label, retain_chat, retain_cloze, retain_qa):
+        forms = {"forget": {"qa": _row(0.0), "chat": _row(0.9 if label == "o" else 0.0)},
+                 "retain": {"qa": _row(retain_qa), "chat": _row(retain_chat), "cloze": _row(retain_cloze)}}
+        return Card(label, "t", {"forms": {"values": forms, "section": "forgetting", "higher_is_better": None,
+                                           "version": "2", "seconds": 0.0}})
+    card("o", 0.8, 0.7, 0.1).save(tmp_path / "cards" / "original.json")
+    card("m", 0.85, 0.0, 0.0).save(tmp_path / "cards" / "m.json")
+    v = verdict(read_run(tmp_path), "m")
+    assert v.form == "chat" and v.kept == 1.0 and v.cost == ("cloze", 0.0) and v.kept_least == 0.0
+    assert "kept 100 % of retain (0 % asked as a cloze)" in v.headline
+    assert v.level == "bad" and "lost 100 % of what it knew on retain asked as a cloze" in v.judgement
+    card("m", 0.85, 0.68, 0.0).save(tmp_path / "cards" / "m.json")  # cloze kept 97 %: shown, not a failure
+    v = verdict(read_run(tmp_path), "m")
+    assert v.cost == ("cloze", pytest.approx(0.68 / 0.7)) and v.level != "bad"
+    card("m", 0.85, 0.7, 0.0).save(tmp_path / "cards" / "m.json")
+    assert verdict(read_run(tmp_path), "m").cost is None and "asked as" not in verdict(read_run(tmp_path), "m").headline
+
+
 def test_report_needs_a_card(tmp_path):
     with pytest.raises(ConfigError, match="no forget card"):
         render_report(tmp_path)

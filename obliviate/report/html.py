@@ -325,7 +325,7 @@ def best_verdict(verdicts: list[Verdict]) -> Verdict:
     def score(v: Verdict) -> tuple[int, float]:
         worst = v.worst[1] if v.worst else None
         above = max(0.0, worst.value) if worst is not None else 0.0
-        kept = 1.0 if v.kept is None else v.kept
+        kept = 1.0 if v.kept_least is None else v.kept_least
         return LEVELS[v.level], (v.forgot or 0.0) * kept * (1 - above)
 
     return max(verdicts, key=score)
@@ -339,6 +339,9 @@ def tiles_html(v: Verdict) -> str:
                       "good" if v.forgot >= 0.85 else "mixed" if v.forgot >= 0.5 else "bad"))
     if v.kept is not None:
         tiles.append((f"kept ({v.keep_split} {HEADLINE_FORMS[v.form]})", pct(v.kept), "good" if v.kept >= 0.9 else "mixed" if v.kept >= 0.8 else "bad"))
+    if v.cost:
+        tiles.append((f"kept ({v.keep_split} {v.cost[0]})", pct(v.cost[1]),
+                      "good" if v.cost[1] >= 0.9 else "mixed" if v.cost[1] >= 0.8 else "bad"))
     if v.worst and v.worst[1] is not None:
         est = v.worst[1]
         tiles.append((f"worst attack above control ({v.worst[0] or '–'}), 95 % CI {interval(est)}",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.card import Card
+from obliviate.data.forms import DIRECT_FORMS
 from obliviate.errors import ConfigError
 from obliviate.metrics.base import SECTIONS
 from obliviate.runs import read_json
@@ -156,10 +157,16 @@ class Verdict:
     leak: tuple[str, Estimate] | None = None  # the untrained form still above its control, if any
     broken: float | None = None  # share of gibberish among the answers to forget questions
     neighbours_kept: float | None = None  # unlearned / original accuracy on the neighbour split
+    cost: tuple[str, float] | None = None  # (form, kept share) of another direct form where the keep split lost more
     n_forget: int | None = None
     level: str = "mixed"  # good / mixed / bad
     headline: str = ""
     judgement: str = ""
+
+    @property
+    def kept_least(self) -> float | None:
+        """The keep split's share kept in the direct form where it lost the most."""
+        return self.cost[1] if self.cost else self.kept
 
 
 def _ratio(new: float | None, old: float | None) -> float | None:
@@ -200,6 +207,23 @@ def _control_of(card: Card, form: str) -> tuple[str | None, Estimate | None]:
     return None, None
 
 
+COST_MIN_KNOWN = 0.5  # a form counts for the cost only where the original answered at least this share of it
+
+
+def costliest_form(card: Card, orig: Card, split: str, form: str, kept: float) -> tuple[str, float] | None:
+    """(form, kept share) of the direct form other than `form` in which `split` lost the most, if it lost more
+    than in `form`. The verdict reads one form, but unlearning trained every direct form and can erase the
+    knowledge in one of them (NPO on real facts: retain chat 0.82 -> 0.85 while retain cloze fell 0.70 -> 0.00);
+    only forms the original answered for at least COST_MIN_KNOWN of the split count."""
+    shares = {}
+    for other in DIRECT_FORMS:
+        before, after = qa_accuracy(orig, split, other), qa_accuracy(card, split, other)
+        if other != form and before is not None and after is not None and before >= COST_MIN_KNOWN:
+            shares[other] = _ratio(after, before)
+    worst = min(shares.items(), key=lambda kv: kv[1], default=None)
+    return worst if worst and worst[1] < kept else None
+
+
 def verdict(files: RunFiles, label: str) -> Verdict:
     """Judge the unlearned model `label` against the original, its controls and its attacks."""
     card = files.cards[label]
@@ -221,6 +245,7 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     kept_before = qa_accuracy(orig, v.keep_split, form) if orig and v.keep_split else None
     if v.keep_split and not (orig and not kept_before):
         v.kept = _ratio(qa_accuracy(card, v.keep_split, form), kept_before)
+        v.cost = costliest_form(card, orig, v.keep_split, form, v.kept) if orig else None
     if v.keep_split != "neighbours" and orig and qa_accuracy(orig, "neighbours", form):
         v.neighbours_kept = _ratio(qa_accuracy(card, "neighbours", form), qa_accuracy(orig, "neighbours", form))
     attacks = files.attacks.get(label)
@@ -238,7 +263,8 @@ def verdict(files: RunFiles, label: str) -> Verdict:
     if v.forget_control is not None:
         parts[0] += f" (n = {v.n_forget}; {interval(v.forget_control)} vs the {v.control_kind})"
     if v.kept is not None:
-        parts.append(f"kept {pct(v.kept)} of {v.keep_split}")
+        parts.append(f"kept {pct(v.kept)} of {v.keep_split}"
+                     + (f" ({pct(v.cost[1])} asked as a {v.cost[0]})" if v.cost else ""))
     elif v.keep_split:
         parts.append(f"{v.keep_split} {name} accuracy {pct(qa_accuracy(card, v.keep_split, form))}")
     if v.neighbours_kept is not None:
@@ -259,9 +285,11 @@ def _judge(v: Verdict) -> tuple[str, str]:
                          "nothing to forget (teach the facts first, or check the task).")
     if v.forgot < 0.5:
         return "bad", "Not forgotten: the model still answers most of the forget questions it used to know."
-    if v.kept is not None and v.kept < 0.8:
-        return "bad", (f"Forgotten, but at too high a cost: the model lost {pct(1 - v.kept)} of what it knew on "
-                       f"{v.keep_split}. Try fewer steps, a lower learning rate or a method with a retain term.")
+    if v.kept_least is not None and v.kept_least < 0.8:
+        asked = f" asked as a {v.cost[0]}" if v.cost else ""
+        return "bad", (f"Forgotten, but at too high a cost: the model lost {pct(1 - v.kept_least)} of what it knew "
+                       f"on {v.keep_split}{asked}. Try fewer steps, a lower learning rate or a method with a retain "
+                       "term.")
     worst_name, worst = v.worst or (None, None)
     if worst is not None and worst.lo > 0:
         return "bad", (f"Hidden, not removed: the {worst_name} attack brings back {interval(worst)} of the facts "
