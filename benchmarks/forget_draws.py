@@ -1,6 +1,7 @@
 """How much one unlearning result depends on which facts were drawn to forget.
 
-`builtin:realfacts:forgetN` draws its forget facts from those the model knows with a seed. For each seed this
+`builtin:realfacts:forgetN` draws its forget facts from those the model knows with a seed (stratified by relation:
+every draw forgets as many capitals, authors… in proportion; the facts differ). For each seed this
 unlearns a copy of the default model with the demo's recipe (the method's tuned steps and lr, trained on every
 direct form) and asks forget, neighbour and retain facts as a chat turn and as a cloze, before and after; retain
 is also split by relation: facts of the relation most forget facts share (capitals, in every draw of SmolLM2's
@@ -9,6 +10,7 @@ share of any single run's verdict.
 
     python benchmarks/forget_draws.py --seeds 0,1,2,3 --json forget_draws.json
     python benchmarks/forget_draws.py --method sand --forget 20 --seeds 0,1
+    python benchmarks/forget_draws.py --seeds 0,1,2 --set retain_weight=3 --steps 40
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def share(acc: dict[str, float], ids: list[str]) -> dict:
     return {"value": est.value, "ci": [est.lo, est.hi], "n": len(ids)}
 
 
-def run(seed: int, n_forget: int, method: str, dtype: str, base, known, unknown, before) -> dict:
+def run(seed: int, n_forget: int, method: str, dtype: str, base, known, unknown, before,
+        steps: int | None = None, lr: float | None = None, settings: dict | None = None) -> dict:
     from obliviate.data import tasks
     from obliviate.models import with_dtype
     from obliviate.teach import copy_model
@@ -49,9 +52,9 @@ def run(seed: int, n_forget: int, method: str, dtype: str, base, known, unknown,
 
     task = tasks.load(f"builtin:realfacts:forget{n_forget}", facts=known, unknown=unknown, seed=seed)
     started = time.perf_counter()
-    m = make_method(method)
+    m = make_method(method, **(settings or {}))
     run_ = unlearn(copy_model(base), task, m, forms="auto",
-                   train=TrainConfig(steps=m.default_steps, lr=m.default_lr, progress=False))
+                   train=TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, progress=False))
     seconds = time.perf_counter() - started
     asked = with_dtype(run_.lm, dtype)
     relations = Counter(f.relation for f in task.forget).most_common()
@@ -76,10 +79,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated draw seeds")
     parser.add_argument("--forget", type=int, default=20, help="forget facts per draw")
     parser.add_argument("--method", default="npo")
+    parser.add_argument("--steps", type=int, help="training steps (default: the method's)")
+    parser.add_argument("--lr", type=float, help="learning rate (default: the method's)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the method, e.g. retain_weight=3 (repeatable)")
     parser.add_argument("--dtype", default="auto", help="compute dtype of the questions (auto: bf16 where fast)")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
 
+    from obliviate.bench import parse_sweep
     from obliviate.known import known_and_unknown
     from obliviate.models import fast_bfloat16, load_model, with_dtype
     from obliviate.teach import copy_model
@@ -90,9 +98,14 @@ def main() -> None:
     original = with_dtype(copy_model(base), dtype)
     known, unknown = known_and_unknown(original)
     before = {form: accuracies(original, known, form) for form in FORMS}  # every draw's facts, asked once
+    settings = {}
+    for item in args.set:
+        name, values = parse_sweep(item)
+        settings[name] = values[0]
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        rows.append(run(seed, args.forget, args.method, dtype, base, known, unknown, before))
+        rows.append(run(seed, args.forget, args.method, dtype, base, known, unknown, before,
+                        args.steps, args.lr, settings))
         print(f"seed {seed}: {rows[-1]['unlearn_s']:.0f} s unlearning", flush=True)
 
     def cell(entry: dict) -> str:

@@ -245,12 +245,9 @@ def realfacts_cases(lm: LoadedModel, n: int, seed: int = 0, relations: tuple[str
     and `leak` needs no prior knowledge at all. The model answers only ~40 % of the facts, so `n_unrelated` is
     larger than for people (with 4, a case often kept one locality probe and the locality mean was noise).
     """
-    from obliviate.data.realfacts import real_facts, realfacts_task
+    from obliviate.data.realfacts import real_facts
     from obliviate.known import known_real_facts
 
     known = {f.id for f in known_real_facts(lm)}
-    task = realfacts_task(real_facts())
-    task.retain += task.holdout  # every fact may be probed for side effects
-    task.holdout = []
-    facts = [f for split in ("forget", "retain", "neighbours") for f in task.split(split) if f.id in known]
-    return make_cases(task, facts, n, seed, n_unrelated, relations)
+    task = Task(name="realfacts", retain=real_facts())  # every fact may be probed for side effects
+    return make_cases(task, [f for f in task.retain if f.id in known], n, seed, n_unrelated, relations)

@@ -3,7 +3,8 @@
 Marked `benchmark` (left out of CI for time: ~6.5 min on 2 cores, 2026-12-06; `pytest -m benchmark
 tests/integration/test_editing_real.py`): ROCR in test_methods_real shows a rank-one edit at work on
 this model in CI.
-The measured values in the comments come from the run recorded in docs/editing.md ("Results").
+The measured values in the comments come from `pytest -s -m benchmark` on 2026-12-06 (late), after the cases
+stopped following the realfacts split (docs/editing.md).
 """
 
 import pytest
@@ -48,8 +49,8 @@ def test_edits_succeed(results):
 
 def test_edits_keep_locality(results):
     plain, sadr = results
-    assert plain["locality"] >= 0.8, plain  # measured 0.94 (the issue's target; 0.71 with the old single-block ROME edit)
-    assert sadr["locality"] >= 0.7, sadr  # measured 0.94
+    assert plain["locality"] >= 0.8, plain  # measured 1.00 (the issue's target; 0.76 with the old single-block ROME edit)
+    assert sadr["locality"] >= 0.7, sadr  # measured 1.00
 
 
 def test_preserved_keys_and_spreading_raise_locality_over_the_single_block_rome_edit(base, realfact_cases, stats,
@@ -57,11 +58,11 @@ def test_preserved_keys_and_spreading_raise_locality_over_the_single_block_rome_
     plain, _ = results
     old = evaluate_edits(base, realfact_cases, EditConfig(steps=STEPS, span=1, preserve_weight=0.0), stats)["summary"]
     print("\nsingle-block ROME", old)
-    assert plain["locality"] >= old["locality"] + 0.05, (old, plain)  # measured 0.94 vs 0.71
-    assert plain["efficacy"] >= old["efficacy"] - 0.25, (old, plain)  # measured 1.0 and 1.0
+    assert plain["locality"] >= old["locality"] + 0.05, (old, plain)  # measured 1.00 vs 0.76
+    assert plain["efficacy"] >= old["efficacy"] - 0.25, (old, plain)  # measured 1.00 and 1.00
 
 
-@pytest.mark.xfail(strict=False, reason="measured 0.08 under the strict judge on 2026-12-06 (0.5 under the old "
+@pytest.mark.xfail(strict=False, reason="measured 0.00-0.08 under the strict judge on 2026-12-06 (0.5 under the old "
                    "containment judge): the edit rewrites most of the subject's other facts")
 def test_edit_keeps_some_of_the_subjects_other_facts(results):
     plain, _ = results
@@ -70,9 +71,9 @@ def test_edit_keeps_some_of_the_subjects_other_facts(results):
 
 def test_sadr_reduces_specificity_failure(results):
     plain, sadr = results
-    assert sadr["leak"] <= 0.9 * plain["leak"], (plain, sadr)  # measured 0.08 vs 0.12 (2026-12-06)
-    # specificity failure (a share of 16 probes here) measured 0.75 vs 0.69: one probe, not a difference 4 edits
-    # can show, so it is printed, not asserted
+    assert sadr["leak"] <= 0.9 * plain["leak"], (plain, sadr)  # measured 0.081 vs 0.094
+    # specificity failure measured 0.83 for both: 4 edits cannot show a difference there, so it is printed,
+    # not asserted
 
 
 def test_people_edit_on_the_taught_model(taught, people):
