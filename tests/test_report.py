@@ -21,7 +21,7 @@ from obliviate.examples import add_examples
 from obliviate.metrics import EvalConfig
 from obliviate.models import tiny_model
 from obliviate.redteam import attack
-from obliviate.report.html import render_report
+from obliviate.report.html import render_report, tiles_html
 from obliviate.report.markdown import read_run, verdict
 from obliviate.runs import write_json
 from obliviate.train import TrainConfig
@@ -211,6 +211,7 @@ def test_verdict_counts_the_cost_in_every_direct_form(tmp_path):
     assert v.form == "chat" and v.kept == 1.0 and v.cost == ("cloze", 0.0) and v.kept_least == 0.0
     assert "kept 100 % of retain (0 % asked as a cloze)" in v.headline
     assert v.level == "bad" and "lost 100 % of what it knew on retain asked as a cloze" in v.judgement
+    assert "kept (retain cloze)" in tiles_html(v)  # the report's tiles show it too
     card("m", 0.85, 0.68, 0.0).save(tmp_path / "cards" / "m.json")  # cloze kept 97 %: shown, not a failure
     v = verdict(read_run(tmp_path), "m")
     assert v.cost == ("cloze", pytest.approx(0.68 / 0.7)) and v.level != "bad"
