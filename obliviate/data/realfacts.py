@@ -312,8 +312,8 @@ def realfacts_task(facts: list[Fact] | None = None, forget_fraction: float = 0.1
     `unknown`: facts of the same kind the model does NOT know; they become the holdout split, the control where
     the knowledge is absent (obliviate.known builds both lists for a model). Without it (no model at hand) the
     holdout is a sample of `facts` as large as forget. general stays empty: the whole task is general knowledge.
-    One fact more or less among `facts` (another model, dtype or machine knows it) changes at most two forget
-    facts: every draw is by per-fact hash.
+    Every order is by per-fact hash, so one fact more or less among `facts` (another model, dtype or machine
+    knows it) barely moves the draw (at most two forget facts in every case tests/test_realfacts.py tries).
     """
     if not 0 < forget_fraction < 1:
         raise ConfigError(f"realfacts: forget_fraction={forget_fraction} must be between 0 and 1 (exclusive)")
