@@ -73,8 +73,8 @@ def test_the_forget_draw_is_stratified_by_relation():
 
 
 def test_one_known_fact_more_or_less_barely_moves_the_draw():
-    """Another model, dtype or machine knows a few facts more or fewer: each such fact may change the forget draw
-    by itself and one other fact, never reshuffle it (a seeded shuffle of the whole list did)."""
+    """Another model, dtype or machine knows a few facts more or fewer: each such fact may enter or leave the
+    forget draw and move at most two others, never reshuffle it (a seeded shuffle of the whole list did)."""
     facts = real_facts()
     base = {f.id for f in realfacts_task(facts[:200], n_forget=20).forget}
     for i in range(0, 261, 3):
