@@ -87,9 +87,9 @@ def main() -> None:
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
 
-    from obliviate.bench import parse_sweep
     from obliviate.known import known_and_unknown
     from obliviate.models import fast_bfloat16, load_model, with_dtype
+    from obliviate.pipeline import parse_settings
     from obliviate.teach import copy_model
 
     started = time.perf_counter()
@@ -98,10 +98,7 @@ def main() -> None:
     original = with_dtype(copy_model(base), dtype)
     known, unknown = known_and_unknown(original)
     before = {form: accuracies(original, known, form) for form in FORMS}  # every draw's facts, asked once
-    settings = {}
-    for item in args.set:
-        name, values = parse_sweep(item)
-        settings[name] = values[0]
+    settings = parse_settings(args.set)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         rows.append(run(seed, args.forget, args.method, dtype, base, known, unknown, before,

@@ -75,7 +75,8 @@ def resolve_model(spec: str, dtype: str | None = None) -> LoadedModel:
     return load_model(spec, dtype=dtype)
 
 
-def _parse_settings(settings: list[str]) -> dict[str, str]:
+def parse_settings(settings: list[str]) -> dict[str, str]:
+    """["beta=0.05", ...] (--set) -> {"beta": "0.05"}; the method parses each value against its config's type."""
     out = {}
     for item in settings:
         if "=" not in item:
@@ -121,7 +122,7 @@ def run_unlearn(model: str, task_spec: str | None, method: str, *, steps, lr, ba
     if (task_spec is None) == (target is None):
         raise ConfigError("give either --task (facts to forget) or --target (a name the model knows), not both")
     lm = resolve_model(model)
-    m = make_method(method, **_parse_settings(settings))
+    m = make_method(method, **parse_settings(settings))
     if out is None and not PartialState().is_main_process:
         raise ConfigError("under accelerate launch, pass --out so that every process uses the same run folder")
     out = Path(out) if out else new_run_dir(prefix=f"unlearn-{method}")
