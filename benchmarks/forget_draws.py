@@ -8,9 +8,17 @@ is also split by relation: facts of the relation most forget facts share (capita
 known facts) and the others. One row per seed with Wilson 95 % intervals; the spread across rows is the draw's
 share of any single run's verdict.
 
+The JSON keeps every fact's accuracy before and after, so two settings run on the same seeds compare fact by fact:
+`--compare A.json B.json` prints B − A per column, pooled over the draws both ran, with Newcombe's paired 95 %
+interval (the same fact under two models), and in how many draws B was lower / higher. The pooled interval treats
+(draw, fact) pairs as independent; facts trained together share their run's luck, so read it with the per-draw
+signs beside it. Each row also keeps SAND's `still_said` refreshes and forget chat asked in the training dtype
+(fp32) beside the asked dtype, to tell a suppression too thin to survive bf16 rounding from one never reached.
+
     python benchmarks/forget_draws.py --seeds 0,1,2,3 --json forget_draws.json
     python benchmarks/forget_draws.py --method sand --forget 20 --seeds 0,1
     python benchmarks/forget_draws.py --seeds 0,1,2 --set retain_weight=3 --steps 40
+    python benchmarks/forget_draws.py --compare sand.json sand_lr6e-5.json
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import time
 from collections import Counter
 
 FORMS = ("chat", "cloze")
+COLUMNS = ("forget.chat", "forget.cloze", "neighbours.chat", "retain.chat", "retain.cloze",
+           "retain_top_relation.cloze", "retain_other_relations.cloze")
 
 
 def accuracies(lm, facts, form: str) -> dict[str, float]:
@@ -56,6 +66,7 @@ def run(seed: int, n_forget: int, method: str, dtype: str, base, known, unknown,
     run_ = unlearn(copy_model(base), task, m, forms="auto",
                    train=TrainConfig(steps=steps or m.default_steps, lr=lr or m.default_lr, progress=False))
     seconds = time.perf_counter() - started
+    forget_chat_trained = accuracies(run_.lm, task.forget, "chat")  # before any cast: the dtype it trained in
     asked = with_dtype(run_.lm, dtype)
     relations = Counter(f.relation for f in task.forget).most_common()
     top = relations[0][0]
@@ -66,12 +77,44 @@ def run(seed: int, n_forget: int, method: str, dtype: str, base, known, unknown,
               "retain_other_relations": [f.id for f in retain if f.relation != top]}
     facts = task.forget + task.neighbours + retain
     row = {"seed": seed, "method": method, "unlearn_s": round(seconds, 1), "forget_relations": dict(relations),
-           "top_relation": top}
+           "top_relation": top, "groups": groups,
+           "still_said": [[h["step"], h["still_said"]] for h in run_.history if "still_said" in h],
+           "forget.chat.trained_dtype": share(forget_chat_trained, groups["forget"]), "per_fact": {}}
     for form in FORMS:
         after = accuracies(asked, facts, form)
+        row["per_fact"][form] = {"before": {f.id: before[form][f.id] for f in facts}, "after": after}
         for name, ids in groups.items():
             row[f"{name}.{form}"] = {"before": share(before[form], ids), "after": share(after, ids)}
     return row
+
+
+def compare(first_path: str, second_path: str) -> list[dict]:
+    """Second − first after unlearning, per column, over the seeds both files ran: pooled paired difference of
+    the same facts and the per-draw signs. Facts must match (same draw: same seed, size and known list)."""
+    from obliviate.stats import difference
+
+    first, second = ({r["seed"]: r for r in json.load(open(p))["rows"]} for p in (first_path, second_path))
+    seeds = sorted(set(first) & set(second))
+    if not seeds:
+        raise SystemExit(f"{first_path} and {second_path} share no seed")
+    out = []
+    for column in COLUMNS:
+        group, form = column.split(".")
+        a, b, lower, higher = [], [], 0, 0
+        for seed in seeds:
+            ids = first[seed]["groups"][group]
+            if ids != second[seed]["groups"][group]:
+                raise SystemExit(f"seed {seed} drew other {group} facts in the two files: not the same draw")
+            xs = [first[seed]["per_fact"][form]["after"][i] for i in ids]
+            ys = [second[seed]["per_fact"][form]["after"][i] for i in ids]
+            lower += sum(ys) < sum(xs)
+            higher += sum(ys) > sum(xs)
+            a, b = a + xs, b + ys
+        est = difference(b, a, paired=True)
+        out.append({"column": column, "n": len(a), "first": sum(a) / len(a) if a else None,
+                    "second": sum(b) / len(b) if b else None, "difference": est.value, "ci": [est.lo, est.hi],
+                    "draws": len(seeds), "lower_in": lower, "higher_in": higher})
+    return out
 
 
 def main() -> None:
@@ -85,7 +128,21 @@ def main() -> None:
                         help="a setting of the method, e.g. retain_weight=3 (repeatable)")
     parser.add_argument("--dtype", default="auto", help="compute dtype of the questions (auto: bf16 where fast)")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                        help="compare two earlier runs fact by fact (B − A) instead of running")
     args = parser.parse_args()
+    if args.compare:
+        rows = compare(*args.compare)
+        print(f"B − A after unlearning; B = {args.compare[1]}, A = {args.compare[0]}; paired 95 % CI, "
+              f"pooled over {rows[0]['draws']} draws")
+        for r in rows:
+            print(f"{r['column']:<30} n={r['n']:<4} {r['first']:.2f} → {r['second']:.2f}  "
+                  f"{r['difference']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]  "
+                  f"lower in {r['lower_in']}/{r['draws']} draws, higher in {r['higher_in']}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+        return
 
     from obliviate.known import known_and_unknown
     from obliviate.models import fast_bfloat16, load_model, with_dtype
@@ -109,15 +166,16 @@ def main() -> None:
         b, a = entry["before"], entry["after"]
         return f"{b['value']:.2f}→{a['value']:.2f} [{a['ci'][0]:.2f},{a['ci'][1]:.2f}]" if a["n"] else "—"
 
-    columns = ["forget.chat", "forget.cloze", "neighbours.chat", "retain.chat", "retain.cloze",
-               "retain_top_relation.cloze", "retain_other_relations.cloze"]
     print(f"\n{args.method}, {args.forget} forget facts per draw, {len(known)} known facts; before→after [95 % CI of "
           "after]")
-    print(f"{'seed':<6}{'top relation':>16}  " + "".join(f"{c:<30}" for c in columns))
+    print(f"{'seed':<6}{'top relation':>16}  " + "".join(f"{c:<30}" for c in COLUMNS)
+          + f"{'forget.chat as trained':<24}still said (step: share)")
     for r in rows:
         top = f"{r['top_relation']} {r['forget_relations'][r['top_relation']]}/{args.forget}"
         print(f"{r['seed']:<6}{top:>16}  "
-              + "".join(f"{cell(r[c]) + ' n=' + str(r[c]['after']['n']):<30}" for c in columns))
+              + "".join(f"{cell(r[c]) + ' n=' + str(r[c]['after']['n']):<30}" for c in COLUMNS)
+              + f"{r['forget.chat.trained_dtype']['value']:<24.2f}"
+              + " ".join(f"{step}:{said:.2f}" for step, said in r["still_said"]))
     print(f"total {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
