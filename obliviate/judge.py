@@ -117,6 +117,16 @@ def _answer_match(output: str, answer: str, subject: str) -> re.Match | None:
     return None
 
 
+def answer_span(output: str, answer: str, subject: str = "") -> tuple[int, int] | None:
+    """(start, end) in `output` where it says `answer` the way the strict judge finds it (whole words, accents
+    and case ignored, not inside the subject), or None. "O" in "The symbol for oxygen is O." is the last word,
+    not the "o" of "symbol"."""
+    pieces = [fold(c) for c in output]
+    origin = [i for i, piece in enumerate(pieces) for _ in piece]  # index in `output` of each folded character
+    found = _answer_match("".join(pieces), answer, subject)
+    return (origin[found.start()], origin[found.end() - 1] + 1) if found else None
+
+
 def _iter(text: str, phrase: str):
     pos = 0
     while (m := _find(text, phrase, pos)) is not None:

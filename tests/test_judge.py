@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from obliviate.errors import ConfigError
-from obliviate.judge import OUTCOMES, classify, contains, get_judge, judge, rouge_l_recall
+from obliviate.judge import OUTCOMES, answer_span, classify, contains, get_judge, judge, rouge_l_recall
 
 CITIES = ("Quistal", "Dornhaven", "Ashkelt")
 
@@ -58,6 +58,14 @@ def test_strict_and_lenient_judges(output, answer, others, strict, lenient):
 )
 def test_every_answer_gets_one_outcome(output, outcome):
     assert classify(output, "Velmora", CITIES) == outcome
+
+
+def test_answer_span_points_into_the_original_text_where_the_judge_finds_the_answer():
+    text = "The ﬁrst capital was Bogotá, not Tunisia."  # "ﬁ" folds to two characters, "á" to one
+    start, end = answer_span(text, "Bogota")
+    assert text[start:end] == "Bogotá"
+    assert answer_span(text, "Tunis") is None  # inside a longer word
+    assert answer_span("Oxygen's symbol is O.", "O", subject="Oxygen") == (19, 20)
 
 
 def test_get_judge_by_name():

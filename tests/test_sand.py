@@ -22,6 +22,17 @@ def test_forget_rows_move_the_answer_into_the_models_own_reply(monkeypatch):
     assert (prompts[3], targets[3]) == ("", "a document")  # documents are not asked
 
 
+@pytest.mark.parametrize("reply, answer, row", [
+    ("The capital of Tunisia is Tunis.", "Tunis", ("The capital of Tunisia is", " Tunis")),
+    ("The chemical symbol for oxygen is O.", "O", ("The chemical symbol for oxygen is", " O")),
+    ("The official language of Germany is German.", " German", ("The official language of Germany is", " German")),
+    ("The capital of Colombia is Bogotá.", "Bogota", ("The capital of Colombia is", " Bogotá")),
+    ("Its symbol is Al, from aluminium.", "Al", ("Its symbol is", " Al")),
+])
+def test_the_answer_is_located_as_whole_words_not_inside_another_word(reply, answer, row):
+    assert sand.answer_in_reply("", reply, answer) == row
+
+
 def test_retain_rows_take_the_whole_reply(monkeypatch):
     monkeypatch.setattr(sand, "generate", lambda lm, prompts, n: ["It is Oslo.", "   "])
     prompts, targets = sand.own_reply_rows(None, Examples(["a", "b"], [" Oslo", " Bergen"]), locate_answer=False)

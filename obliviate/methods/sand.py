@@ -39,7 +39,7 @@ import torch
 
 from obliviate.errors import ConfigError
 from obliviate.hooks import add_vector
-from obliviate.judge import fold
+from obliviate.judge import answer_span, fold
 from obliviate.methods._common import answer_logits, tokenizer_of
 from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl
 from obliviate.methods.lau import attack_layer, latent_attack
@@ -65,12 +65,14 @@ class SANDConfig(MethodConfig):
 
 
 def answer_in_reply(prompt: str, reply: str, answer: str) -> tuple[str, str] | None:
-    """(prompt + reply up to the answer, the answer as said) when the reply says `answer`, else None."""
-    at = reply.lower().find(answer.strip().lower())
-    if at < 0 or len(reply.lower()) != len(reply):  # not said (or lower-casing moved offsets)
+    """(prompt + reply up to the answer, the answer as said) when the reply says `answer` as whole words (the
+    judge's match: a substring search put "Tunis" inside "Tunisia" and the symbol "O" in "symbol"), else None."""
+    span = answer_span(reply, answer)
+    if span is None:
         return None
+    at, end = span
     cut = at - 1 if at > 0 and reply[at - 1] == " " else at  # the answer keeps its leading space
-    return prompt + reply[:cut], reply[cut : at + len(answer.strip())]
+    return prompt + reply[:cut], reply[cut:end]
 
 
 def own_reply_rows(lm: LoadedModel, examples: Examples, locate_answer: bool) -> tuple[list[str], list[str]]:
