@@ -179,9 +179,9 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     direct form, the chat template included), then the forget card, two attacks against the holdout control and
     the report. `task="people"`: teach fictitious people (cached), unlearn forget10, cards side by side.
     `dtype` of the realfacts demo's compute: "auto" is bfloat16 where bf16 runs faster than fp32 (a CPU with
-    bf16 units, or CUDA): the known-fact check (cached per dtype), the cards and the attacks run on bf16
-    copies (faster on this CPU, 98 % of verdicts unchanged; docs/metrics.md "Speed"), while unlearning trains
-    the fp32 model in fp32 (bf16 autocast is at most 1.24x faster per step here and, on the same 20 facts,
+    bf16 units, or CUDA): the cards and the attacks run on bf16 copies (faster on this CPU, 98 % of verdicts
+    unchanged; docs/metrics.md "Speed"; the known-fact check that draws the split always asks in fp32), while
+    unlearning trains the fp32 model in fp32 (bf16 autocast is at most 1.24x faster per step here and, on the same 20 facts,
     left forget chat at 0.70 of 0.95 where fp32 training reached 0.45); the saved model is fp32."""
     if task == "people":
         return _people_demo(out, method, steps, people_config)
