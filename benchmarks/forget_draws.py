@@ -153,7 +153,7 @@ def main() -> None:
     dtype = ("bfloat16" if fast_bfloat16() else "float32") if args.dtype == "auto" else args.dtype
     base = load_model("default")
     original = with_dtype(copy_model(base), dtype)
-    known, unknown = known_and_unknown(original)
+    known, unknown = known_and_unknown(base)
     before = {form: accuracies(original, known, form) for form in FORMS}  # every draw's facts, asked once
     settings = parse_settings(args.set)
     rows = []

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 
+import torch
+
 from obliviate.data.forms import direct_forms, probes
 from obliviate.data.realfacts import real_facts, verify_known
 from obliviate.data.schema import Fact
 from obliviate.judge import get_judge
-from obliviate.models import LoadedModel, cache_dir
+from obliviate.models import LoadedModel, cache_dir, load_model
 from obliviate.progress import phase
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import GENERATION_BATCH, score_probes
@@ -47,25 +49,21 @@ def answered_directly(lm: LoadedModel, facts: list[Fact], judge: str = "strict",
 
 
 def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fact], list[Fact]]:
-    """(builtin real facts `lm` answers, those it does not), checked once per model source, always in fp32.
+    """(builtin real facts `lm` answers, those it does not), checked once per model source, in fp32.
 
-    Why fp32 whatever dtype `lm` computes in: the split of builtin:realfacts is drawn from this list, so it must
-    not depend on how a later command asks. On SmolLM2 the check in bf16 and in fp32 found 162 facts each but
-    disagreed on 6 (2026-12-07), and bf16 kernels differ between CPUs (164 on another machine): a model unlearned
-    from an fp32 list and evaluated with `--dtype bfloat16` was asked about other forget facts than it trained on.
-    A model in another dtype is cast to fp32 for the check and back (bf16 → fp32 → bf16 is exact)."""
+    Why always fp32: the split of builtin:realfacts is drawn from this list, so it must not depend on how a
+    later command asks. On SmolLM2 (2026-12-07) the check in bf16 and in fp32 disagreed on 6 of 162 facts, and
+    so did fp32 on a bf16 copy cast back (164 facts: the rounding is in the weights), so a model unlearned from
+    the fp32 draw of forget20 and evaluated with `--dtype bfloat16` was asked about other facts than it trained
+    on. A model in another dtype is therefore loaded again from its source in fp32 for the check."""
     facts = real_facts()
     ids = hashlib.sha256(("|".join(f.id for f in facts) + f"|{KNOWN_RULE}").encode()).hexdigest()[:8]
     path = cache_dir() / "known" / f"{hashlib.sha256(lm.source.encode()).hexdigest()[:12]}-{ids}.json"
     if use_cache and path.exists():
         keep = set(read_json(path)["known"])
     else:
-        dtype = next(lm.model.parameters()).dtype
-        lm.model.float()
-        try:
-            answered = answered_directly(lm, facts, progress=True)
-        finally:
-            lm.model.to(dtype)
+        full = lm if next(lm.model.parameters()).dtype == torch.float32 else load_model(lm.source, dtype="float32")
+        answered = answered_directly(full, facts, progress=True)
         keep = {f.id for f, ok in zip(facts, answered) if ok}
         write_json(path, {"model": lm.source, "dtype": "float32", "rule": KNOWN_RULE, "known": sorted(keep)})
     known = verify_known(facts, lambda fs: [f.id in keep for f in fs])

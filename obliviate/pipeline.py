@@ -199,7 +199,7 @@ def run_demo(out: Path | None, method: str = "npo", steps: int | None = None, pe
     base = load_model("default")  # fp32: unlearning starts from the model as shipped
     asked = with_dtype(copy_model(base), dtype)  # the original as every question asks it
     task_spec = f"builtin:realfacts:forget{n_forget}"
-    the_task = load_task(task_spec, asked)
+    the_task = load_task(task_spec, base)
     console.print(f"[bold]task[/bold] {task_spec}: forget {len(the_task.forget)} facts the model knows, keep "
                   f"{len(the_task.neighbours)} neighbours and {len(the_task.retain)} other known facts; control: "
                   f"{len(the_task.holdout)} facts it does not answer")

@@ -198,23 +198,23 @@ def test_the_builtin_known_check_shows_progress_and_is_asked_once(monkeypatch, t
     assert known.known_and_unknown(tiny_model()) == (knew, did_not) and calls == [True]
 
 
-def test_the_known_check_asks_in_fp32_whatever_dtype_the_model_computes_in(monkeypatch, tmp_path):
-    """The realfacts split is drawn from this list: a bf16 copy must get the fp32 model's list (and one cache
-    entry), and stay in bf16 afterwards."""
+def test_the_known_check_asks_the_fp32_model_whatever_dtype_the_caller_computes_in(monkeypatch, tmp_path):
+    """The realfacts split is drawn from this list: a bf16 copy must get the list of its source loaded in fp32
+    (one cache entry for both), and stay in bf16 itself."""
     import torch
 
     from obliviate import known
     from obliviate.models import tiny_model, with_dtype
 
     monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path))
-    dtypes: list[torch.dtype] = []
+    asked: list[torch.dtype] = []
 
     def fake(lm_, facts, progress=False):
-        dtypes.append(next(lm_.model.parameters()).dtype)
+        asked.append(next(lm_.model.parameters()).dtype)
         return [i % 3 == 0 for i in range(len(facts))]
 
     monkeypatch.setattr(known, "answered_directly", fake)
     bf16 = with_dtype(tiny_model(), "bfloat16")
     first = known.known_and_unknown(bf16)
-    assert dtypes == [torch.float32] and next(bf16.model.parameters()).dtype == torch.bfloat16
-    assert known.known_and_unknown(tiny_model()) == first and len(dtypes) == 1  # the fp32 model reads the same entry
+    assert asked == [torch.float32] and next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert known.known_and_unknown(tiny_model()) == first and len(asked) == 1  # the fp32 model reads the same entry
