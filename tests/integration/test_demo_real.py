@@ -25,9 +25,10 @@ def test_demo_writes_the_whole_run(demo):
 
 
 def test_demo_halves_known_facts_in_every_direct_form_and_keeps_retain_chat(demo):
-    # measured 2026-12-06 on the stratified draw (NPO, 20 steps, bf16 questions decoded 64 at a time, 64-token
-    # chat replies): forget chat 0.90 -> 0.45, cloze 0.65 -> 0.05, QA 0.25 -> 0.00; retain chat 0.82 -> 0.85
-    # while retain cloze fell 0.70 -> 0.00 (asserted below: the demo shows that cost, docs/demo.md).
+    # measured 2026-12-07 on the stratified draw from the fp32 known-fact list (NPO, 20 steps, bf16 questions
+    # decoded 64 at a time, 64-token chat replies): forget chat 0.90 -> 0.30, cloze 0.65 -> 0.10, QA 0.35 ->
+    # 0.05; retain chat 0.82 -> 0.78 while retain cloze fell 0.60 -> 0.03 (asserted below, docs/demo.md).
+    # The draw from the bf16 list of 2026-12-06 read forget chat 0.90 -> 0.45, retain cloze 0.70 -> 0.00.
     before, after = Card.load(demo / "cards" / "original.json"), Card.load(demo / "cards" / "unlearned.json")
     assert before.value("forms", "forget", "qa", "n") == 20
     for form in ("chat", "cloze"):  # the original knows them: facts were chosen because it answers them
@@ -44,7 +45,7 @@ def test_demo_verdict_weighs_the_cloze_the_recipe_erased(demo):
     verdict must say so rather than read chat alone."""
     audit = (demo / "report.md").read_text()
     before, after = Card.load(demo / "cards" / "original.json"), Card.load(demo / "cards" / "unlearned.json")
-    assert _accuracy(after, "retain", "cloze") <= _accuracy(before, "retain", "cloze") / 2  # measured 0.70 -> 0.00
+    assert _accuracy(after, "retain", "cloze") <= _accuracy(before, "retain", "cloze") / 2  # measured 0.60 -> 0.03
     assert "asked as a cloze" in audit and "too high a cost" in audit
 
 

@@ -9,7 +9,8 @@ kept their chat answers (0.85 -> 0.90), retain chat fell 0.95 -> 0.65: six of th
 capitals, and the suppression spreads along the relation ("The capital of India is Mumbai"); a retain weight
 of 10 did not stop it (docs/methods.md, "SAND"). On the stratified draw (later that day; these ten are 6
 capitals, 2 currencies, 2 languages): forget QA / chat / cloze 0.20 / 0.90 / 0.70 -> 0.00 / 0.00 / 0.00, retain
-chat 0.90 -> 0.65, neighbours chat 0.90 -> 0.70 (cloze 0.80 and QA 0.35 unchanged).
+chat 0.90 -> 0.65, neighbours chat 0.90 -> 0.70 (cloze 0.80 and QA 0.35 unchanged). The same numbers on
+2026-12-07 with the answer located as whole words (no chemical symbol among these ten).
 """
 
 from dataclasses import replace

@@ -1,0 +1,60 @@
+"""`obliviate unlearn --target NAME` on the real SmolLM2, the way a user runs it: the task is built from the model
+itself, saved as a folder, NPO trains on it at its defaults, and RWKU's probe kinds show the facts leave while
+the neighbours (the same kind of knowledge about other subjects) stay.
+
+A one-target, fixed-step stand-in for benchmarks/target.py (three targets, `--until forgotten`, 44 min; docs/
+target.md). One target gives a handful of facts, so this guards the path and the direction of the effect; the
+pooled numbers with intervals are the benchmark's.
+"""
+
+import json
+
+import pytest
+
+from obliviate.card import evaluate
+from obliviate.cli import app
+from obliviate.metrics import EvalConfig
+from obliviate.models import load_model
+from obliviate.pipeline import load_task
+
+TARGET = "Japan"
+STEPS = 20
+
+
+def pooled(card, split: str) -> tuple[float, int]:
+    """(answered, asked) of one split summed over RWKU's three kinds, a fact counting once per kind (its
+    per-fact accuracy: the share of its rewrites answered, for the adversarial kind)."""
+    values = card.metrics["rwku"]["values"][split]
+    return (sum(v["accuracy"] * v["n"] for v in values.values()), sum(v["n"] for v in values.values()))
+
+
+@pytest.fixture(scope="module")
+def run(base, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("target")
+    result = CliRunner().invoke(app, ["unlearn", "--model", "default", "--target", TARGET, "--method", "npo",
+                                      "--steps", str(STEPS), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    task = load_task(str(out / "task"))
+    config = EvalConfig(max_facts=40)
+    cards = {"original": evaluate(base, task, ["rwku"], config=config),
+             "unlearned": evaluate(load_model(str(out / "model")), task, ["rwku"], config=config)}
+    print({label: {split: pooled(card, split) for split in ("forget", "neighbours")} for label, card in cards.items()})
+    return out, task, cards
+
+
+def test_the_target_task_is_a_folder_of_facts_the_model_states(run):
+    out, task, cards = run
+    assert json.loads((out / "task" / "target.json").read_text())["target"] == TARGET
+    assert len(task.forget) >= 3 and task.forget_documents and task.neighbours and task.holdout
+    answered, n = pooled(cards["original"], "forget")
+    assert answered / n >= 0.5, (answered, n)  # built from what the model says consistently
+
+
+def test_the_targets_facts_leave_and_its_neighbours_stay(run):
+    _, _, cards = run
+    (before, n), (after, _) = pooled(cards["original"], "forget"), pooled(cards["unlearned"], "forget")
+    assert after / n <= before / n - 0.3, (before, after, n)
+    (kept_before, m), (kept_after, _) = pooled(cards["original"], "neighbours"), pooled(cards["unlearned"], "neighbours")
+    assert kept_after / m >= kept_before / m - 0.2, (kept_before, kept_after, m)
