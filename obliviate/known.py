@@ -52,10 +52,11 @@ def known_and_unknown(lm: LoadedModel, use_cache: bool = True) -> tuple[list[Fac
     """(builtin real facts `lm` answers, those it does not), checked once per model source, in fp32.
 
     Why always fp32: the split of builtin:realfacts is drawn from this list, so it must not depend on how a
-    later command asks. On SmolLM2 (2026-12-07) the check in bf16 and in fp32 disagreed on 6 of 162 facts, and
-    so did fp32 on a bf16 copy cast back (164 facts: the rounding is in the weights), so a model unlearned from
-    the fp32 draw of forget20 and evaluated with `--dtype bfloat16` was asked about other facts than it trained
-    on. A model in another dtype is therefore loaded again from its source in fp32 for the check."""
+    later command asks. On SmolLM2 (2026-12-07) the check in bf16 found 162 facts, 6 of them other than the
+    fp32 check's 162, and fp32 on a bf16 copy cast back found 164 (the rounding is in the weights), so a model
+    unlearned from the fp32 draw of forget20 and evaluated with `--dtype bfloat16` was asked about other facts
+    than it trained on. A model in another dtype is therefore loaded again from its source in fp32 for the
+    check (a one-off per model: the verdicts are cached)."""
     facts = real_facts()
     ids = hashlib.sha256(("|".join(f.id for f in facts) + f"|{KNOWN_RULE}").encode()).hexdigest()[:8]
     path = cache_dir() / "known" / f"{hashlib.sha256(lm.source.encode()).hexdigest()[:12]}-{ids}.json"
