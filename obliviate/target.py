@@ -44,7 +44,8 @@ FILLER = {"a", "an", "the", "his", "her", "its", "their", "of", "in", "on", "at"
           "born", "known", "famous", "unknown", "not", "none", "with", "for", "as", "from", "that", "which",
           # words every reply uses: agreeing on them says nothing about the target
           "work", "works", "life", "world", "field", "man", "woman", "person", "people", "state", "country", "city",
-          "great", "brilliant", "renowned", "important", "many", "one", "time", "family", "year", "century"}
+          "great", "brilliant", "renowned", "important", "traditional", "many", "one", "time", "family", "year",
+          "century"}
 
 # kind -> (relation, question, cloze); {t} is the target. Clozes end where the answer starts.
 QUESTIONS: dict[str, tuple[tuple[str, str, str], ...]] = {

@@ -27,6 +27,8 @@ def test_the_answer_is_what_cloze_and_chat_reply_agree_on():
     assert _answer("his great work", "His work was great.", "X") == ""  # only generic words agree
     question = "What is the national dish of Japan?"
     assert _answer("dish", "The national dish of Japan is a dish.", "Japan", question) == ""  # an echo
+    # SmolLM2's "national dish of Japan" was kept as "traditional" (2026-12-07): a describing word, not a dish
+    assert _answer("traditional", "It is a traditional dish.", "Japan", question) == ""
 
 
 @pytest.mark.usefixtures("one_thread")
