@@ -49,12 +49,12 @@ def test_the_target_task_is_a_folder_of_facts_the_model_states(run):
     assert json.loads((out / "task" / "target.json").read_text())["target"] == TARGET
     assert len(task.forget) >= 3 and task.forget_documents and task.neighbours and task.holdout
     answered, n = pooled(cards["original"], "forget")
-    assert answered / n >= 0.4, (answered, n)  # built from what it says consistently; measured 0.62 (n = 15)
+    assert answered / n >= 0.4, (answered, n)  # built from what it says consistently; measured 0.78 (n = 12)
 
 
 def test_the_targets_facts_leave_far_faster_than_its_neighbours(run):
-    # measured 2026-12-07 (5 forget facts, 20 neighbour facts, RWKU's three kinds each): forget 0.62 -> 0.11,
-    # neighbours 0.71 -> 0.52. NPO costs the neighbours (same kind of knowledge about other countries; docs/
+    # measured 2026-12-07 (4 forget facts, 20 neighbour facts, RWKU's three kinds each): forget 0.78 -> 0.08,
+    # neighbours 0.71 -> 0.55. NPO costs the neighbours (same kind of knowledge about other countries; docs/
     # target.md), so the claim is selectivity: the target loses far more than they do.
     _, _, cards = run
     (before, n), (after, _) = pooled(cards["original"], "forget"), pooled(cards["unlearned"], "forget")
