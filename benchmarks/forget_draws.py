@@ -97,6 +97,9 @@ def compare(first_path: str, second_path: str) -> list[dict]:
     seeds = sorted(set(first) & set(second))
     if not seeds:
         raise SystemExit(f"{first_path} and {second_path} share no seed")
+    for path, rows in ((first_path, first), (second_path, second)):
+        if any("per_fact" not in row for row in rows.values()):
+            raise SystemExit(f"{path} holds no per-fact outcomes (written before they were kept): run it again")
     out = []
     for column in COLUMNS:
         group, form = column.split(".")
