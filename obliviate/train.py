@@ -96,10 +96,13 @@ _MAY_CHANGE_ON_RESUME = {"steps", "progress", "checkpoint_every", "check_every",
 
 @dataclass
 class Examples:
-    """Prompt/target pairs of one stream (forget or retain)."""
+    """Prompt/target pairs of one stream (forget or retain), with each pair's subject where it comes from a fact
+    (empty for documents, or for all when unknown): where the answer is said must not be read inside the
+    subject's own name ("Czech" in "the Czech Republic")."""
 
     prompts: list[str]
     targets: list[str]
+    subjects: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.prompts)

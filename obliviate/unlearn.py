@@ -35,16 +35,18 @@ def fact_examples(facts: list[Fact], forms: tuple[str, ...] = ("qa",),
         raise ConfigError(f"training forms must be generative ({', '.join(GENERATIVE_FORMS)}); got {bad}")
     if "chat" in forms and (tokenizer is None or not has_chat_template(tokenizer)):
         raise ConfigError("training form 'chat' needs a model whose tokenizer has a chat template")
-    prompts, targets = [], []
+    prompts, targets, subjects = [], [], []
     for fact in facts:
         for form in forms:
             for p in probes(fact, form, tokenizer):
                 prompts.append(p.prompt)
                 targets.append(p.answer)
+                subjects.append(fact.subject)
     for doc in documents:
         prompts.append("")
         targets.append(doc.text)
-    return Examples(prompts, targets)
+        subjects.append("")
+    return Examples(prompts, targets, subjects)
 
 
 KEEP_SPLITS = ("retain", "neighbours", "neighbours+retain")

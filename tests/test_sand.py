@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+from obliviate.data.schema import Fact
 from obliviate.methods import sand
 from obliviate.models import tiny_model
 from obliviate.train import Examples
+from obliviate.unlearn import fact_examples
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,6 +33,19 @@ def test_forget_rows_move_the_answer_into_the_models_own_reply(monkeypatch):
 ])
 def test_the_answer_is_located_as_whole_words_not_inside_another_word(reply, answer, row):
     assert sand.answer_in_reply("", reply, answer) == row
+
+
+def test_an_answer_that_is_part_of_the_subjects_name_is_found_after_it(monkeypatch):
+    reply = "The official language of the Czech Republic is Czech."
+    assert sand.answer_in_reply("", reply, "Czech", "the Czech Republic") == (
+        "The official language of the Czech Republic is", " Czech")
+    monkeypatch.setattr(sand, "generate", lambda lm, prompts, n: [reply])
+    fact = Fact(id="cz", question="What is the main language of the Czech Republic?", answer="Czech",
+                subject="the Czech Republic", relation="language")
+    examples = fact_examples([fact])
+    assert examples.subjects == ["the Czech Republic"]
+    prompts, targets = sand.own_reply_rows(None, examples, locate_answer=True)
+    assert prompts[0].endswith("Czech Republic is") and targets == [" Czech"]
 
 
 def test_retain_rows_take_the_whole_reply(monkeypatch):

@@ -64,10 +64,11 @@ class SANDConfig(MethodConfig):
             raise ConfigError(f"sand needs retain_weight, refresh_every, eps and adv_steps >= 0; got {self}")
 
 
-def answer_in_reply(prompt: str, reply: str, answer: str) -> tuple[str, str] | None:
-    """(prompt + reply up to the answer, the answer as said) when the reply says `answer` as whole words (the
-    judge's match: a substring search put "Tunis" inside "Tunisia" and the symbol "O" in "symbol"), else None."""
-    span = answer_span(reply, answer)
+def answer_in_reply(prompt: str, reply: str, answer: str, subject: str = "") -> tuple[str, str] | None:
+    """(prompt + reply up to the answer, the answer as said) when the reply says `answer` as whole words and not
+    inside `subject` (the judge's match: a substring search put "Tunis" inside "Tunisia" and the symbol "O" in
+    "symbol"), else None."""
+    span = answer_span(reply, answer, subject)
     if span is None:
         return None
     at, end = span
@@ -85,9 +86,14 @@ def own_reply_rows(lm: LoadedModel, examples: Examples, locate_answer: bool) -> 
         if not locate_answer:
             if reply.strip():
                 targets[i] = reply
-        elif (row := answer_in_reply(prompts[i], reply, targets[i])) is not None:
+        elif (row := answer_in_reply(prompts[i], reply, targets[i], subject_of(examples, i))) is not None:
             prompts[i], targets[i] = row
     return prompts, targets
+
+
+def subject_of(examples: Examples, i: int) -> str:
+    """The subject of row `i` ("" when the stream does not know it)."""
+    return examples.subjects[i] if examples.subjects else ""
 
 
 def vocabulary_pieces(tokenizer) -> list[str]:
@@ -148,7 +154,7 @@ class SAND(Method):
             replies = generate(lm, [prompts[i] for i in asked], REPLY_TOKENS)
         said = 0
         for i, reply in zip(asked, replies):
-            if (row := answer_in_reply(prompts[i], reply, answers[i])) is not None:
+            if (row := answer_in_reply(prompts[i], reply, answers[i], subject_of(ctx.forget, i))) is not None:
                 self.forget_rows[0][i], self.forget_rows[1][i] = row
                 said += 1
         return said / max(1, len(asked))
