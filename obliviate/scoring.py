@@ -335,6 +335,20 @@ def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, 
 
 
 @torch.no_grad()
+def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, temperature: float = 1.0, seed: int = 0,
+           stop_at_newline: bool = True) -> list[str]:
+    """`n` continuations of one prompt sampled at `temperature` (seeded): the prompt runs once, its KV cache is
+    copied to `n` rows (so a hook sees the prompt as a batch of one, and the decode steps as `n` rows)."""
+    if n < 1 or temperature <= 0:
+        raise ValueError(f"sample: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
+    pre = _prefill(lm, [lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+    generator = torch.Generator(lm.device).manual_seed(seed)
+    ids = _greedy(lm, pre, [0] * n, max_new_tokens, stop_at_newline, temperature, generator)
+    texts = lm.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return [t.strip().split("\n")[0].strip() if stop_at_newline else t for t in texts]
+
+
+@torch.no_grad()
 def hidden_states(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] | None = None,
                   batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
     """Residual-stream state at each text's last token, for every requested layer: (N, n_layers, H).

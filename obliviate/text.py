@@ -18,6 +18,15 @@ def words(text: str) -> list[str]:
     """Lower-cased words (articles kept: a looping "the the the" must count)."""
     return _WORD.findall(text.lower())
 
+# English function words: they carry no answer, so word-frequency answer picking (AnonAct) skips them.
+FUNCTION_WORDS = frozenset(
+    "a an the this that these those it its it's is are was were be been being am do does did has have had of in on "
+    "at by to for from with as into onto about over under than then so and or but nor not no yes if also very "
+    "i you he she we they me him her us them my your his our their who whom whose which what where when why how "
+    "there here all any some each both many much more most one s can could will would shall should may might must "
+    "called named known".split())
+
+
 # Phrases a model uses to decline or to say it does not know (matched on the lower-cased output).
 _REFUSAL = re.compile(
     r"\b(i (do not|don't|dont) know|i'm not sure|i am not sure|not sure|no idea|i cannot|i can't|i can not|"

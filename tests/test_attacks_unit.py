@@ -375,8 +375,34 @@ def test_steering_adds_at_the_first_answer_position_or_along_the_whole_chat_repl
     whole = _steer(delta, prompt_len=3, whole_reply=True)
     assert whole(act, "resid.0")[0, :, 0].tolist() == [0, 0, 1, 1, 1]
     assert whole(torch.zeros(1, 1, 3), "x")[0, 0].tolist() == [1, 1, 1]  # every generation step of the reply
+    assert whole(torch.zeros(4, 1, 3), "x").sum().item() == 12  # a decode step of 4 sampled rows: every row
+    assert whole(torch.zeros(2, 5, 3), "x") is None  # a padded batch of prompts is never steered
     chat = LoadedModel(lm.model, copy.deepcopy(lm.tokenizer), lm.source)
     chat.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
                                     "{% if add_generation_prompt %}<assistant>{% endif %}")
     assert ATTACKS.get("activation_steering")().run(chat, _ctx(task)).details["form"] == "chat"
     assert ATTACKS.get("activation_steering")().run(lm, _ctx(task)).details["form"] == "qa"
+
+
+def test_steering_judges_the_most_frequent_word_not_whichever_sample_is_right(task, lm, monkeypatch):
+    """AnonAct's selection: the answer is not allowed to pick among samples or settings."""
+    from obliviate.attacks import activation_steering as module
+
+    assert module.candidate_words(["The capital is New Delhi.", "Delhi, of course"], "Capital of India?") == \
+        {"new": 1, "delhi": 2, "course": 1}  # words of the prompt and function words never count
+    assert module.names_answer("delhi", "New Delhi", "Capital of India?")
+    assert not module.names_answer("india", "India", "Capital of India?")  # the prompt gives it away
+    assert module.top_word(module.candidate_words(["x Paris", "Rome", "Rome"], "")) == "rome"
+    first, second = find_targets(AttackContext(task, None, BUDGET))[:2]
+    wrong = module.candidate_words([first.answer], "").most_common(1)[0][0] + "zz"  # never an answer word
+
+    def replies(_lm, prompt, n, *_args, **_kwargs):
+        right = first.answer if first.question in prompt else second.answer
+        majority = right if first.question in prompt else wrong  # first: right on top; second: right in 1 of n
+        return [f"it is {majority}"] * (n - 1) + [f"it is {right}"]
+
+    monkeypatch.setattr(module, "sample", replies)
+    result = module.ActivationSteering().run(lm, _ctx(task))
+    recovered = {o.fact_id: o.recovered for o in result.outcomes}
+    assert recovered[first.id] and not recovered[second.id]
+    assert result.details["samples_per_setting"] == module.SAMPLES_PER_SETTING

@@ -73,6 +73,27 @@ def test_sampling_is_seeded_and_near_zero_temperature_is_greedy(lm):
     assert a != S.generate(lm, PROMPTS, max_new_tokens=6, temperature=1.0, seed=2)
 
 
+def test_sample_draws_n_seeded_answers_of_one_prompt_from_one_prompt_pass(lm):
+    greedy = S.generate(lm, PROMPTS[:1], max_new_tokens=6)[0]
+    assert S.sample(lm, PROMPTS[0], 3, max_new_tokens=6, temperature=1e-4) == [greedy] * 3
+    a = S.sample(lm, PROMPTS[0], 6, max_new_tokens=6, temperature=2.0, seed=1)
+    assert len(a) == 6 and len(set(a)) > 1  # rows are drawn independently
+    assert a == S.sample(lm, PROMPTS[0], 6, max_new_tokens=6, temperature=2.0, seed=1)
+    shapes = []
+    def record(_module, _inputs, out):
+        shapes.append(tuple((out[0] if isinstance(out, tuple) else out).shape[:2]))
+
+    handle = lm.model.model.layers[0].register_forward_hook(record)
+    try:
+        S.sample(lm, PROMPTS[0], 4, max_new_tokens=3, temperature=1.0)
+    finally:
+        handle.remove()
+    prompt_len = len(lm.tokenizer(PROMPTS[0], add_special_tokens=False)["input_ids"])
+    assert shapes[0] == (1, prompt_len) and all(s[1] == 1 and s[0] <= 4 for s in shapes[1:])  # rows may end early
+    with pytest.raises(ValueError, match="temperature"):
+        S.sample(lm, PROMPTS[0], 2, temperature=0.0)
+
+
 def test_sampled_first_tokens_follow_the_model_distribution(lm):
     ids = lm.tokenizer(PROMPTS[0], add_special_tokens=False)["input_ids"]
     with torch.no_grad():
