@@ -7,6 +7,7 @@ import json
 import random
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -406,3 +407,24 @@ def test_steering_judges_the_most_frequent_word_not_whichever_sample_is_right(ta
     recovered = {o.fact_id: o.recovered for o in result.outcomes}
     assert recovered[first.id] and not recovered[second.id]
     assert result.details["samples_per_setting"] == module.SAMPLES_PER_SETTING
+
+
+def test_latent_probe_learns_known_against_unknown_facts_never_the_targets_and_reports_held_out_accuracy(task, lm):
+    from obliviate.attacks import latent_perturbation as module
+
+    ctx = _ctx(task)
+    known, unknown = module.probe_data(ctx)
+    assert len(known) == len(unknown) > 0
+    assert set(unknown) <= {module.qa_prompt(f.question) for f in task.holdout}  # no invented names
+    control = AttackContext(task, None, BUDGET, list(task.holdout[:2]))  # the control's targets are holdout facts
+    assert not {module.qa_prompt(f.question) for f in control.targets} & set(sum(module.probe_data(control), []))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 8)), np.array([1] * 20 + [0] * 20)
+    x[y == 1, 0] += 6.0  # separable along one axis
+    right, n = module.heldout_accuracy(x, y, seed=0)
+    assert n == 40 and right >= 38
+    right, _ = module.heldout_accuracy(rng.normal(size=(40, 8)), y, seed=0)
+    assert right <= 30  # noise: held-out accuracy near chance, where the training accuracy would not be
+    empty = AttackContext(replace(task, holdout=[]), None, BUDGET, ctx.targets)
+    with pytest.raises(ConfigError, match="holdout"):
+        module.LatentPerturbation().run(lm, empty)
