@@ -428,3 +428,22 @@ def test_latent_probe_learns_known_against_unknown_facts_never_the_targets_and_r
     empty = AttackContext(replace(task, holdout=[]), None, BUDGET, ctx.targets)
     with pytest.raises(ConfigError, match="holdout"):
         module.LatentPerturbation().run(lm, empty)
+
+
+def test_gcg_reports_held_out_questions_with_a_suffix_that_survives_retokenisation(task, lm):
+    from obliviate.attacks.adversarial_suffix import round_trips
+
+    tok = lm.tokenizer
+    merging = next((a, b) for a in range(len(tok)) for b in range(len(tok))
+                   if tok.decode([a]).strip() and tok.decode([b]).strip() and not round_trips(tok, [a, b]))
+    assert not round_trips(tok, list(merging))  # the filter can reject: some token pairs re-encode otherwise
+    ctx = _ctx(task, replace(BUDGET, max_facts=6, steps=2))
+    result = AdversarialSuffix(n_tokens=4, top_k=8, candidates=8).run(lm, ctx)
+    d = result.details
+    assert round_trips(tok, d["suffix_ids"]) and tok.decode(d["suffix_ids"]) == d["suffix"]
+    assert [o.fact_id for o in result.outcomes] == d["held_out"]  # the headline is transfer, never in-sample
+    assert not set(d["held_out"]) & set(d["train"]) and len(d["held_out"]) + len(d["train"]) == len(ctx.targets)
+    assert (d["n_tokens"], d["top_k"], d["candidates"]) == (4, 8, 8) and d["steps"] == 2
+    assert AdversarialSuffix(preset="gcg").candidates == 512
+    with pytest.raises(ConfigError, match="preset"):
+        AdversarialSuffix(preset="huge")

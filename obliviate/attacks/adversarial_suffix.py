@@ -3,8 +3,11 @@
 Dynamic Unlearning Attack (Yuan et al., AAAI 2025, arXiv 2408.10682, §3): minimise the answer NLL summed over
 several questions, -Σ log p(y | [x; q]), over a universal n-token suffix q, with Greedy Coordinate Gradient
 (Zou et al., arXiv 2307.15043): gradient w.r.t. the one-hot suffix, top-k substitutions per position, a batch
-of random single-token swaps, keep the best. We optimise on half of the targets and judge all of them, so the
-held-out half measures transfer across questions (DUA's cross-query setting, with real questions).
+of random single-token swaps, keep the best. As in GCG, a candidate counts only if its text encodes back to the
+same tokens (the attacker can only send text). We optimise on half of the targets and report the other half:
+recovery there is transfer across questions (DUA's cross-query setting, with real questions), and that is the
+attack's outcome; the half it was optimised on is in `details`. `preset="gcg"` is GCG's own budget (20 tokens,
+top-k 256, 512 candidates a step; run it with `Budget.steps` in the hundreds, as the papers do).
 
 The suffix must not spell an answer: every token of every target answer, and every token whose text occurs in
 one, is banned from the search, and a fact whose answer the suffix still states is not counted.
@@ -28,6 +31,12 @@ from obliviate.scoring import EncodedPairs, selective_log_softmax, token_logprob
 
 def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def round_trips(tokenizer, ids: list[int]) -> bool:
+    """True when the text of `ids` encodes back to exactly `ids` (GCG's filter: otherwise the optimised suffix
+    is not what a prompt carrying its text would feed the model)."""
+    return _ids(tokenizer, tokenizer.decode(ids)) == ids
 
 
 def suffix_prompt(question: str, suffix: str) -> str:
@@ -117,50 +126,84 @@ class AdversarialSuffix(Attack):
     summary = "GCG search for a universal token suffix raising the forgotten answers (transfer to held-out questions)"
     paper = "Towards Robust Knowledge Unlearning: DUA (Yuan et al., AAAI 2025, arXiv 2408.10682)"
 
-    def __init__(self, n_tokens: int = 8, top_k: int = 64, candidates: int = 32, on: str = "unlearned") -> None:
+    PRESETS = {"gcg": {"n_tokens": 20, "top_k": 256, "candidates": 512}}
+
+    def __init__(self, n_tokens: int = 8, top_k: int = 64, candidates: int = 32, on: str = "unlearned",
+                 preset: str | None = None) -> None:
         super().__init__()
         if on not in ("unlearned", "original"):
             raise ConfigError(f"adversarial_suffix: on must be 'unlearned' or 'original', got {on!r}")
+        if preset is not None and preset not in self.PRESETS:
+            raise ConfigError(f"adversarial_suffix: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
+        n_tokens, top_k, candidates = (self.PRESETS[preset].values() if preset else (n_tokens, top_k, candidates))
         self.n_tokens, self.top_k, self.candidates, self.on = n_tokens, top_k, candidates, on
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
-        """`budget.steps` GCG steps on the train half (stops at the time budget); judged on every target."""
+        """`budget.steps` GCG steps on the train half (stops at the time budget); judged on every target, reported
+        on the held-out half (on the only target when there is one)."""
         if not ctx.targets:
             return self.result(ctx, [], "no targets")
-        train, held = halves(ctx.targets, ctx.seed) if len(ctx.targets) > 1 else (ctx.targets, [])
+        train, held = halves(ctx.targets, ctx.seed) if len(ctx.targets) > 1 else (ctx.targets, ctx.targets)
         source = ctx.original if self.on == "original" and ctx.original is not None else lm
         tok = lm.tokenizer
         banned = banned_tokens(tok, ctx.targets)
         allowed = (~banned).nonzero().squeeze(-1)
         problem = _Problem(source, train)
-        suffix = allowed[torch.randperm(len(allowed), generator=torch.Generator().manual_seed(ctx.seed))[: self.n_tokens]]
+        rng = random.Random(ctx.seed)
+        suffix = torch.tensor(_initial_suffix(tok, allowed, self.n_tokens, rng))
         best_loss = float(problem.losses(suffix[None])[0])
-        start_loss, steps, rng = best_loss, 0, random.Random(ctx.seed)
+        start_loss, steps, rejected = best_loss, 0, 0
         for _ in range(ctx.budget.steps):
             if self.out_of_time(ctx):
                 break
             grad = problem.gradient(suffix)  # (n, V)
             grad[:, banned] = float("inf")
-            top = (-grad).topk(self.top_k, dim=1).indices  # (n, k): swaps that most decrease the loss
+            top = (-grad).topk(min(self.top_k, len(allowed)), dim=1).indices  # (n, k): swaps that most lower the loss
             cands = suffix.repeat(self.candidates, 1)
             for c in range(self.candidates):
                 pos = rng.randrange(self.n_tokens)
-                cands[c, pos] = top[pos, rng.randrange(self.top_k)]
-            losses = problem.losses(cands)
+                cands[c, pos] = top[pos, rng.randrange(top.shape[1])]
+            keep = [c for c in range(self.candidates) if round_trips(tok, cands[c].tolist())]
+            rejected += self.candidates - len(keep)
+            steps += 1
+            if not keep:
+                continue
+            losses = problem.losses(cands[keep])
             i = int(losses.argmin())
             if losses[i] < best_loss:
-                best_loss, suffix = float(losses[i]), cands[i].clone()
-            steps += 1
+                best_loss, suffix = float(losses[i]), cands[keep[i]].clone()
         text = tok.decode(suffix.tolist())
         groups = [[Probe(f.id, "qa", suffix_prompt(f.question, text), target(f.answer))] for f in ctx.targets]
-        outcomes = judge_groups(lm, ctx.targets, groups)
+        judged = judge_groups(lm, ctx.targets, groups)
         # The ban should make this impossible; the check keeps a suffix that spells an answer from counting.
-        outcomes = [Outcome(o.fact_id, False, o.prompt, o.output, o.probability)
-                    if o.recovered and normalise(f.answer) in normalise(text) else o
-                    for o, f in zip(outcomes, ctx.targets)]
-        held_ids = {f.id for f in held}
-        held_rate = (sum(o.recovered for o in outcomes if o.fact_id in held_ids) / len(held)) if held else None
+        judged = [Outcome(o.fact_id, False, o.prompt, o.output, o.probability)
+                  if o.recovered and normalise(f.answer) in normalise(text) else o
+                  for o, f in zip(judged, ctx.targets)]
+        train_ids, held_ids = {f.id for f in train}, {f.id for f in held}
+        outcomes = [o for o in judged if o.fact_id in held_ids]
+        train_rate = sum(o.recovered for o in judged if o.fact_id in train_ids) / len(train)
+        held_rate = sum(o.recovered for o in outcomes) / len(outcomes)
+        scope = "held-out" if len(ctx.targets) > 1 else "the one target, optimised on it (in-sample)"
         notes = (f"{steps} GCG steps on {len(train)} question(s) (on the {self.on} model), answer NLL "
-                 f"{start_loss:.2f} -> {best_loss:.2f}; held-out recovery {held_rate if held_rate is None else f'{held_rate:.0%}'}")
-        return self.result(ctx, outcomes, notes, suffix=text, steps=steps, start_loss=start_loss, loss=best_loss,
-                           train=[f.id for f in train], transfer_rate=held_rate, on=self.on)
+                 f"{start_loss:.2f} -> {best_loss:.2f}; reported on {len(outcomes)} {scope}: {held_rate:.0%} "
+                 f"(optimised half {train_rate:.0%}); {rejected} candidates dropped: their text re-encodes otherwise")
+        return self.result(ctx, outcomes, notes, suffix=text, suffix_ids=suffix.tolist(), steps=steps,
+                           start_loss=start_loss, loss=best_loss, train=[f.id for f in train],
+                           held_out=[f.id for f in held], train_rate=train_rate, transfer_rate=held_rate, on=self.on,
+                           n_tokens=self.n_tokens, top_k=self.top_k, candidates=self.candidates,
+                           rejected_candidates=rejected)
+
+
+def _initial_suffix(tokenizer, allowed: torch.Tensor, n: int, rng: random.Random, tries: int = 10_000) -> list[int]:
+    """`n` random allowed tokens whose text encodes back to them, built a token at a time (random tokens joined
+    at once often merge into others)."""
+    ids: list[int] = []
+    for _ in range(tries):
+        if len(ids) == n:
+            return ids
+        candidate = [*ids, int(allowed[rng.randrange(len(allowed))])]
+        if round_trips(tokenizer, candidate):
+            ids = candidate
+    if len(ids) == n:
+        return ids
+    raise ConfigError(f"adversarial_suffix: no {n}-token suffix that re-encodes to itself in {tries} draws")
