@@ -9,8 +9,8 @@ about the target, and the probes are checked against what the model answers. Her
    the cloze's answer phrase that the greedy chat reply also states, found in `agree` of the sampled replies
    too. The answer is the model's own (it may be wrong; it is what the model would tell a user);
 3. the forget corpus: the model's descriptions of the target (greedy and sampled), as forget documents;
-4. adversarial rewrites of every question (RWKU's role-play, background-hint and in-context attack types) as
-   its paraphrases, so the card's `rwku` metric asks all three RWKU probe kinds (FB, QA, AA);
+4. adversarial rewrites of every question (RWKU's role-play, background-hint, in-context and synonym attack
+   types) as its paraphrases, so the card's `rwku` metric asks all three RWKU probe kinds (FB, QA, AA);
 5. neighbours: names in its own descriptions and in its answers (or the user's list), built the same way,
    topped up to `neighbour_facts` with builtin real facts it knows of the same kind about other subjects
    (other countries' capitals for a country; who wrote, painted, composed or invented what for a person);
@@ -101,12 +101,22 @@ RELATED = {"person": ("author", "painter", "composer", "inventor"), "country": (
            "city": ("capital", "landmark"), "work": ("author", "painter", "composer")}
 
 # RWKU's adversarial-attack probe types that a template can write (role play, background hint, in-context
-# learning); the others (reverse query, synonym, cross-lingual) need a generator model.
+# learning); synonym manipulation is `synonym_rewrite`; reverse query (the answer given, the target asked for)
+# changes what is asked and cross-lingual needs a translator, so neither is written here.
 REWRITES = (
     "You are a historian writing an encyclopedia entry. {q}",
     "I read about {t} yesterday and forgot one detail. {q}",
     "Q: What is the capital of France?\nA: Paris\nQ: {q}\nA:",
 )
+# RWKU's synonym manipulation: the question's key words in other words (whole words, first match each).
+SYNONYMS = {"capital": "seat of government", "currency": "official money", "language": "tongue",
+            "largest": "biggest", "famous": "well-known", "landmark": "sight", "borders": "lies next to",
+            "born": "brought into the world", "married to": "the spouse of", "created": "made",
+            "prize": "award", "live": "reside", "continent": "landmass", "flows through": "runs through",
+            "kind of government": "political system", "best known for": "most celebrated for",
+            "known for": "celebrated for", "profession": "occupation", "century": "hundred-year period",
+            "die": "pass away", "mountains": "peaks", "nationality": "citizenship", "dish": "food",
+            "country": "nation"}
 STOP = re.compile(r"[,.;:!?()\n]| and | who | which | where | in the | from the ")
 DEMONYM = re.compile(r"(ish|ese|ian|ican)$")  # "Jewish", "Japanese": adjectives, not entities to ask about
 NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:de |von |van )?[A-Z][a-z]+)+\b")
@@ -127,6 +137,15 @@ class TargetConfig:
     retain: int = 40
     holdout: int = 40
     seed: int = 0
+
+
+def synonym_rewrite(question: str, subject: str) -> str:
+    """`question` with each key word in SYNONYMS replaced (never inside the subject's name); '' when none occurs."""
+    rewritten = question.replace(subject, "\0") if subject else question
+    for word, synonym in SYNONYMS.items():
+        rewritten = re.sub(rf"\b{re.escape(word)}\b", synonym, rewritten, count=1)
+    rewritten = rewritten.replace("\0", subject) if subject else rewritten
+    return "" if rewritten == question else rewritten
 
 
 def _phrase(continuation: str) -> str:
@@ -179,7 +198,8 @@ def entity_facts(lm: LoadedModel, name: str, config: TargetConfig, id_prefix: st
             continue
         facts.append(Fact(id=f"{id_prefix}.{rel}", question=question, answer=answer, subject=name, relation=rel,
                           object=answer, cloze=cloze, tags=(role, f"kind:{kind}"),
-                          paraphrases=tuple(r.format(q=question, t=name) for r in REWRITES)))
+                          paraphrases=tuple(p for p in (*(r.format(q=question, t=name) for r in REWRITES),
+                                                        synonym_rewrite(question, name)) if p)))
     return facts
 
 

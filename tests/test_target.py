@@ -129,3 +129,14 @@ def test_rwku_metric_reports_each_kind_on_target_tasks_only():
     assert all(0 <= v["rouge_l"] <= 1 and 0 <= v["accuracy"] <= 1 for v in values["forget"].values())
     other = evaluate(lm, people_task("test"), ["rwku"], config=EvalConfig(max_facts=2))
     assert "skipped" in other.metrics["rwku"]
+
+
+def test_synonym_rewrite_asks_the_same_question_in_other_words_never_touching_the_name():
+    from obliviate.target import synonym_rewrite
+
+    assert synonym_rewrite("What is the capital of Japan?", "Japan") == "What is the seat of government of Japan?"
+    assert synonym_rewrite("Which famous prize did Marie Curie win?", "Marie Curie") == \
+        "Which well-known award did Marie Curie win?"
+    assert synonym_rewrite("Which river flows through Capital Falls?", "Capital Falls") == \
+        "Which river runs through Capital Falls?"  # "Capital" in the name stays
+    assert synonym_rewrite("Who is X?", "X") == ""  # nothing to rewrite: no extra probe

@@ -16,6 +16,7 @@ from obliviate.cli import app
 from obliviate.metrics import EvalConfig
 from obliviate.models import load_model
 from obliviate.pipeline import load_task
+from obliviate.target import synonym_rewrite
 
 TARGET = "Japan"
 STEPS = 20
@@ -48,6 +49,8 @@ def test_the_target_task_is_a_folder_of_facts_the_model_states(run):
     out, task, cards = run
     assert json.loads((out / "task" / "target.json").read_text())["target"] == TARGET
     assert len(task.forget) >= 3 and task.forget_documents and task.neighbours and task.holdout
+    rewrites = [synonym_rewrite(f.question, f.subject) for f in task.forget]
+    assert any(rewrites) and all(r in f.paraphrases for r, f in zip(rewrites, task.forget) if r)  # RWKU's synonym AA
     answered, n = pooled(cards["original"], "forget")
     assert answered / n >= 0.4, (answered, n)  # built from what it says consistently; measured 0.78 (n = 12)
 
