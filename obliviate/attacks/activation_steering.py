@@ -116,7 +116,7 @@ def candidate_words(answers: list[str], prompt: str) -> Counter[str]:
     asked = set(words(fold(prompt)))
     counts: Counter[str] = Counter()
     for answer in answers:
-        counts.update({w for w in words(fold(answer)) if w not in asked and w not in FUNCTION_WORDS})
+        counts.update(dict.fromkeys(w for w in words(fold(answer)) if w not in asked and w not in FUNCTION_WORDS).keys())
     return counts
 
 

@@ -3,8 +3,9 @@ answer, cloze, subject per line; no ids, no paraphrases, no neighbours), unlearn
 `--until forgotten` and the method's defaults, the way the README tells a user to.
 
 The folder is built from builtin:realfacts: forget.jsonl (the 20 forget facts of forget20), retain.jsonl (its 122
-retain facts) and holdout.jsonl (60 facts the model does not know: the control). A benchmark (~20 min a method
-on 2 cores); measured 2026-12-06 in docs/methods.md ("A user's folder"): neither NPO nor SAND meets the rule.
+retain facts) and holdout.jsonl (60 facts the model does not know: the control). A benchmark (~13-20 min a
+method on 2 cores; docs/methods.md, "A user's folder"). On the draw of 2026-12-06, with SAND's answer located by
+substring, neither NPO nor SAND met the rule; on today's draw (2026-12-07) SAND met it at step 40.
 """
 
 import json
@@ -58,8 +59,9 @@ def test_until_forgotten_on_a_users_folder_trains_and_probes_the_chat_form(folde
     assert until["forms"] == ["qa", "chat", "cloze"]  # the chat form came from the template, not the user
     assert before["forget"]["chat"] >= 0.7 and before["holdout"]["chat"] <= 0.1
     assert "## Stop when forgotten" in (tmp_path / method / "report.md").read_text()  # the curve, per form
-    # Measured 2026-12-06 (probe, n = 20; neither met the rule in 60 steps): forget chat 0.90 -> NPO 0.30 (step 60
-    # kept), SAND 0.25 (step 15 kept); retain chat 0.80 -> NPO 0.60, SAND 0.70.
+    # Measured 2026-12-06 on the earlier draw (probe, n = 20; neither met the rule in 60 steps): forget chat 0.90 ->
+    # NPO 0.30 (step 60 kept), SAND 0.25 (step 15 kept); retain chat 0.80 -> NPO 0.60, SAND 0.70. 2026-12-07, SAND
+    # on today's draw: met at step 40, forget chat 0.90 -> 0.05, cloze 0.70 -> 0.05, retain chat 0.85 -> 0.90.
     assert kept["forget"]["chat"] <= before["forget"]["chat"] - 0.5, (before, kept)
     assert kept["retain"]["chat"] >= before["retain"]["chat"] - (0.3 if method == "npo" else 0.2), (before, kept)
     if method == "sand":  # QA and cloze at the control's level
