@@ -52,11 +52,11 @@ def test_the_target_task_is_a_folder_of_facts_the_model_states(run):
     rewrites = [synonym_rewrite(f.question, f.subject) for f in task.forget]
     assert any(rewrites) and all(r in f.paraphrases for r, f in zip(rewrites, task.forget) if r)  # RWKU's synonym AA
     answered, n = pooled(cards["original"], "forget")
-    assert answered / n >= 0.4, (answered, n)  # built from what it says consistently; measured 0.78 (n = 12)
+    assert answered / n >= 0.4, (answered, n)  # built from what it says consistently; measured 0.75 (n = 12)
 
 
 def test_the_targets_facts_leave_far_faster_than_its_neighbours(run):
-    # measured 2026-12-07 (4 forget facts, 20 neighbour facts, RWKU's three kinds each): forget 0.78 -> 0.08,
+    # measured 2026-12-07 (4 forget facts, 20 neighbour facts, RWKU's three kinds each): forget 0.75 -> 0.08,
     # neighbours 0.71 -> 0.55. NPO costs the neighbours (same kind of knowledge about other countries; docs/
     # target.md), so the claim is selectivity: the target loses far more than they do.
     _, _, cards = run
