@@ -197,6 +197,11 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
     return out
 
 
+def _kept(text: str, stop_at_newline: bool) -> str:
+    """What a generation returns: with `stop_at_newline` its first non-blank line, stripped; else all of it."""
+    return text.strip().split("\n")[0].strip() if stop_at_newline else text
+
+
 @torch.no_grad()
 def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int, stats: Stats | None,
          max_new_tokens: int = 0, decode_unless: Callable[[torch.Tensor], bool] | None = None,
@@ -244,9 +249,9 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
             if rows:
                 for row, ids in zip(rows, _greedy(lm, pre, rows, max_new_tokens, stop_at_newline, temperature,
                                                   generator)):
-                    text = tok.decode(ids, skip_special_tokens=True)
+                    text = _kept(tok.decode(ids, skip_special_tokens=True), stop_at_newline)
                     for i in groups[distinct[idx[row]]]:
-                        out_text[i] = text.strip().split("\n")[0].strip() if stop_at_newline else text
+                        out_text[i] = text
     return out_stats, out_text
 
 
@@ -344,8 +349,7 @@ def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, tempe
     pre = _prefill(lm, [lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
     generator = torch.Generator(lm.device).manual_seed(seed)
     ids = _greedy(lm, pre, [0] * n, max_new_tokens, stop_at_newline, temperature, generator)
-    texts = lm.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return [t.strip().split("\n")[0].strip() if stop_at_newline else t for t in texts]
+    return [_kept(t, stop_at_newline) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
 @torch.no_grad()

@@ -135,8 +135,9 @@ class AdversarialSuffix(Attack):
             raise ConfigError(f"adversarial_suffix: on must be 'unlearned' or 'original', got {on!r}")
         if preset is not None and preset not in self.PRESETS:
             raise ConfigError(f"adversarial_suffix: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
-        n_tokens, top_k, candidates = (self.PRESETS[preset].values() if preset else (n_tokens, top_k, candidates))
         self.n_tokens, self.top_k, self.candidates, self.on = n_tokens, top_k, candidates, on
+        for name, value in self.PRESETS.get(preset or "", {}).items():
+            setattr(self, name, value)
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         """`budget.steps` GCG steps on the train half (stops at the time budget); judged on every target, reported
