@@ -128,6 +128,9 @@ def unlearn(
     check_every: Annotated[int, typer.Option(help="--until forgotten: steps between probes.")] = 5,
     keep_within: Annotated[float, typer.Option(help="--until forgotten: how far retain accuracy may fall (0-1; "
                                                     "neighbours get twice this).")] = 0.05,
+    probe_facts: Annotated[int, typer.Option(help="--until forgotten: facts probed per split, first in task order "
+                                                  "(the card's 60; fewer probe faster and read the bound on "
+                                                  "fewer facts).")] = 60,
     out: OutOpt = None,
 ) -> None:
     from obliviate.pipeline import run_unlearn
@@ -135,8 +138,8 @@ def unlearn(
 
     if until not in ("steps", "forgotten"):
         raise typer.BadParameter(f"--until is 'steps' or 'forgotten', got {until!r}")
-    stop = UntilConfig(every=check_every, keep_within=keep_within, neighbours_within=min(1.0, 2 * keep_within),
-                       seed=seed) if until == "forgotten" else None
+    stop = UntilConfig(every=check_every, max_facts=probe_facts, keep_within=keep_within,
+                       neighbours_within=min(1.0, 2 * keep_within)) if until == "forgotten" else None
     run_unlearn(model, task, method, steps=steps, lr=lr, batch_size=batch_size, lora=lora,
                 forms=tuple(f.strip() for f in forms.split(",")), settings=set_ or [],
                 checkpoint_every=checkpoint_every, resume=resume, seed=seed, out=out, mixed_precision=mixed_precision,

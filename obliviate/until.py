@@ -1,7 +1,7 @@
 """Stop unlearning when the forget facts are forgotten, not after a fixed number of steps.
 
-A fixed probe set (up to `max_facts` facts of each split, seeded) is scored before training and every `every`
-steps: forget facts in every direct form the task has (plain QA, the chat turn when the model has a chat
+A fixed probe set — the first `max_facts` facts of each split in task order, the very facts the card reads
+(`EvalConfig.max_facts`, 60) — is scored before training and every `every` steps: forget facts in every direct form the task has (plain QA, the chat turn when the model has a chat
 template, the cloze), the holdout facts in the same forms (the control, measured on the same checkpoint: what
 the model "answers" about facts it never knew, which can rise as unlearning disturbs it), and retain and
 neighbour facts in the same forms. The rule, per check:
@@ -14,20 +14,20 @@ Training stops at the first check that meets both. Otherwise it runs its whole b
 the smallest shortfall (how far forget stands above the control plus how far retain / neighbours fall below
 their bounds) is put back, and the summary says plainly that the rule was not met. The curve (every split and
 form vs step) goes into history.json (`probe` entries) and the report. Judged as the card judges (strict
-judge, greedy answers), so a stop here is what the card will read; the card then measures it on all facts with
-intervals. Cost per check: one greedy answer per probe (about 30 s for 240 probes of SmolLM2-135M on 2 CPU
-cores).
+judge, greedy answers), so a stop here is what the card will read; the card then gives the same numbers
+with their intervals and the forms the probe does not ask. A random 20 per split, the first rule, stopped on
+retain chat 0.90 where the card's 60 read 0.80 (docs/methods.md). Cost per check: one greedy answer per
+probe (about 30 s for 240 probes of SmolLM2-135M on 2 CPU cores; 480 for builtin:realfacts:forget20).
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from obliviate.data.forms import direct_forms, probes
-from obliviate.data.schema import Fact, Task
+from obliviate.data.schema import Task
 from obliviate.errors import ConfigError
 from obliviate.judge import get_judge
 from obliviate.metrics.forms import per_fact
@@ -44,12 +44,11 @@ class UntilConfig:
     """When to look and what counts as forgotten and kept (accuracies are shares of probe facts, 0-1)."""
 
     every: int = 5  # optimizer steps between checks
-    max_facts: int = 20  # probe facts per split
+    max_facts: int = 60  # probe facts per split, first in task order (the card's default: the rule reads its facts)
     tolerance: float = 0.05  # forget may stand this far above the control in a form (one fact in 20)
     keep_within: float = 0.05  # retain may fall this far below its value before training
     neighbours_within: float = 0.10  # neighbours may fall this far (they share subjects with the forget facts)
     judge: str = "strict"
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.max_facts < 1:
@@ -87,8 +86,7 @@ class UntilForgotten:
                               "holdout facts (same kind as forget, facts the model does not know, e.g. holdout.jsonl "
                               "in the task folder) so that 'forgotten' means 'at the level of facts it never knew', "
                               "not zero")
-        rng = random.Random(self.config.seed)
-        self.facts = {s: self._sample(self.task.split(s), rng) for s in PROBE_SPLITS}
+        self.facts = {s: self.task.split(s)[: self.config.max_facts] for s in PROBE_SPLITS}
         have = {s: {form for f in facts for form in direct_forms(self.tokenizer) if probes(f, form, self.tokenizer)}
                 for s, facts in self.facts.items() if facts}
         self.forms = tuple(f for f in direct_forms(self.tokenizer) if f in have["forget"] and f in have["holdout"])
@@ -98,9 +96,6 @@ class UntilForgotten:
         self.curve: list[Check] = []
         self.best: Check | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
-
-    def _sample(self, facts: list[Fact], rng: random.Random) -> list[Fact]:
-        return facts if len(facts) <= self.config.max_facts else rng.sample(facts, self.config.max_facts)
 
     def measure(self, lm: LoadedModel, step: int) -> Check:
         """Score the probe set: accuracy per split and form (a fact's probes in a form count once, by their mean)."""

@@ -135,6 +135,17 @@ def test_the_probe_scores_every_split_in_every_shared_direct_form():
     assert {s: len(f) for s, f in until.facts.items()} == {"forget": 3, "holdout": 3, "retain": 3, "neighbours": 3}
 
 
+def test_the_probe_reads_the_facts_the_card_reads():
+    from obliviate.metrics import EvalConfig
+    from obliviate.metrics.base import EvalContext
+
+    task = people_task("test")
+    card = EvalContext(task, EvalConfig(max_facts=4))
+    until = UntilForgotten(task, tiny_model().tokenizer, UntilConfig(max_facts=4))
+    for split in ("forget", "holdout", "retain", "neighbours"):
+        assert [f.id for f in until.facts[split]] == [f.id for f in card.facts(split)], split
+
+
 def test_keep_picks_the_retain_stream_and_is_recorded(monkeypatch):
     import obliviate.unlearn as module
 
