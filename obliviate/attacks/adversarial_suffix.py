@@ -9,6 +9,12 @@ recovery there is transfer across questions (DUA's cross-query setting, with rea
 attack's outcome; the half it was optimised on is in `details`. `preset="gcg"` is GCG's own budget (20 tokens,
 top-k 256, 512 candidates a step; run it with `Budget.steps` in the hundreds, as the papers do).
 
+Where the question is asked (`form`): DUA attacks a plain `Question: … Answer:` prompt; a chat model is asked
+through its chat template, and answers little in the plain format (measured: 0 of 30 either way on weak GA),
+so `form="auto"` (the default) puts the suffix after the question inside the user turn when the tokenizer has
+a template. The chat target is then what the original model replies, up to and including the answer ("The
+capital of Sweden is Stockholm"), when it has an original that says it; otherwise the bare answer.
+
 The suffix must not spell an answer: every token of every target answer, and every token whose text occurs in
 one, is banned from the search, and a fact whose answer the suffix still states is not counted.
 """
@@ -16,17 +22,20 @@ one, is banned from the search, and a fact whose answer the suffix still states 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import torch
 
 from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, Outcome, halves, judge_groups
-from obliviate.data.forms import Probe, target
+from obliviate.data.forms import chat_prompt, has_chat_template, probes, target
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
 from obliviate.hooks import trainable_only
-from obliviate.judge import normalise
+from obliviate.judge import answer_span, normalise
 from obliviate.models import LoadedModel
-from obliviate.scoring import EncodedPairs, selective_log_softmax, token_logprobs
+from obliviate.scoring import EncodedPairs, generate, selective_log_softmax, token_logprobs
+
+REPLY_TOKENS = 40  # the original's chat reply read for the target: a lead-in and the answer
 
 
 def _ids(tokenizer, text: str) -> list[int]:
@@ -39,9 +48,27 @@ def round_trips(tokenizer, ids: list[int]) -> bool:
     return _ids(tokenizer, tokenizer.decode(ids)) == ids
 
 
-def suffix_prompt(question: str, suffix: str) -> str:
-    """Where the suffix goes: after the question, before the answer cue (DUA appends it to the question)."""
-    return f"Question: {question}{suffix}\nAnswer:"
+def suffix_prompt(question: str, suffix: str, form: str = "qa", tokenizer=None) -> str:
+    """Where the suffix goes: after the question, before the answer cue (DUA appends it to the question); in
+    the chat form, at the end of the user turn."""
+    return chat_prompt(tokenizer, question + suffix) if form == "chat" else f"Question: {question}{suffix}\nAnswer:"
+
+
+def around_question(tokenizer, question: str, form: str) -> tuple[str, str]:
+    """(the prompt text up to the end of the question, the rest): the suffix goes between them."""
+    text = suffix_prompt(question, "", form, tokenizer)
+    end = text.rindex(question) + len(question)
+    return text[:end], text[end:]
+
+
+def chat_targets(lm: LoadedModel, facts: list[Fact]) -> list[str]:
+    """Per fact, `lm`'s greedy chat reply up to the end of the answer where it says it, else the bare answer."""
+    replies = generate(lm, [chat_prompt(lm.tokenizer, f.question) for f in facts], REPLY_TOKENS)
+    out = []
+    for f, reply in zip(facts, replies):
+        span = answer_span(reply, f.answer, f.subject)
+        out.append(reply[: span[1]] if span else f.answer.strip())
+    return out
 
 
 def banned_tokens(tokenizer, facts: list[Fact]) -> torch.Tensor:
@@ -64,11 +91,11 @@ def banned_tokens(tokenizer, facts: list[Fact]) -> torch.Tensor:
 class _Problem:
     """Token ids of (question part, answer-cue part, answer) per training fact; builds batches for a suffix."""
 
-    def __init__(self, lm: LoadedModel, facts: list[Fact]) -> None:
+    def __init__(self, lm: LoadedModel, facts: list[Fact], form: str, answers: list[str]) -> None:
         tok = lm.tokenizer
         self.lm = lm
-        self.parts = [(_ids(tok, f"Question: {f.question}"), _ids(tok, "\nAnswer:"), _ids(tok, target(f.answer)))
-                      for f in facts]
+        self.parts = [(*(_ids(tok, part) for part in around_question(tok, f.question, form)), _ids(tok, answer))
+                      for f, answer in zip(facts, answers)]
 
     def encode(self, suffixes: torch.Tensor) -> EncodedPairs:
         """Right-padded batch of every (suffix, fact) pair: row c * n_facts + j. `suffixes` is (C, n)."""
@@ -129,10 +156,13 @@ class AdversarialSuffix(Attack):
     PRESETS = {"gcg": {"n_tokens": 20, "top_k": 256, "candidates": 512}}
 
     def __init__(self, n_tokens: int = 8, top_k: int = 64, candidates: int = 32, on: str = "unlearned",
-                 preset: str | None = None) -> None:
+                 preset: str | None = None, form: str = "auto") -> None:
         super().__init__()
         if on not in ("unlearned", "original"):
             raise ConfigError(f"adversarial_suffix: on must be 'unlearned' or 'original', got {on!r}")
+        if form not in ("auto", "qa", "chat"):
+            raise ConfigError(f"adversarial_suffix: form must be 'auto', 'qa' or 'chat', got {form!r}")
+        self.form = form
         if preset is not None and preset not in self.PRESETS:
             raise ConfigError(f"adversarial_suffix: unknown preset {preset!r}; presets: {', '.join(self.PRESETS)}")
         self.n_tokens, self.top_k, self.candidates, self.on = n_tokens, top_k, candidates, on
@@ -147,9 +177,14 @@ class AdversarialSuffix(Attack):
         train, held = halves(ctx.targets, ctx.seed) if len(ctx.targets) > 1 else (ctx.targets, ctx.targets)
         source = ctx.original if self.on == "original" and ctx.original is not None else lm
         tok = lm.tokenizer
+        form = ("chat" if has_chat_template(tok) else "qa") if self.form == "auto" else self.form
+        if form == "chat" and not has_chat_template(tok):
+            raise ConfigError("adversarial_suffix: form 'chat' needs a tokenizer with a chat template")
         banned = banned_tokens(tok, ctx.targets)
         allowed = (~banned).nonzero().squeeze(-1)
-        problem = _Problem(source, train)
+        answers = ([target(f.answer) for f in train] if form == "qa"
+                   else chat_targets(ctx.original or source, train))
+        problem = _Problem(source, train, form, answers)
         rng = random.Random(ctx.seed)
         suffix = torch.tensor(_initial_suffix(tok, allowed, self.n_tokens, rng))
         best_loss = float(problem.losses(suffix[None])[0])
@@ -174,7 +209,8 @@ class AdversarialSuffix(Attack):
             if losses[i] < best_loss:
                 best_loss, suffix = float(losses[i]), cands[keep[i]].clone()
         text = tok.decode(suffix.tolist())
-        groups = [[Probe(f.id, "qa", suffix_prompt(f.question, text), target(f.answer))] for f in ctx.targets]
+        groups = [[replace(p, prompt=suffix_prompt(f.question, text, form, tok)) for p in probes(f, form, tok)]
+                  for f in ctx.targets]
         judged = judge_groups(lm, ctx.targets, groups)
         # The ban should make this impossible; the check keeps a suffix that spells an answer from counting.
         judged = [Outcome(o.fact_id, False, o.prompt, o.output, o.probability)
@@ -185,14 +221,14 @@ class AdversarialSuffix(Attack):
         train_rate = sum(o.recovered for o in judged if o.fact_id in train_ids) / len(train)
         held_rate = sum(o.recovered for o in outcomes) / len(outcomes)
         scope = "held-out" if len(ctx.targets) > 1 else "the one target, optimised on it (in-sample)"
-        notes = (f"{steps} GCG steps on {len(train)} question(s) (on the {self.on} model), answer NLL "
+        notes = (f"{steps} GCG steps on {len(train)} {form} question(s) (on the {self.on} model), answer NLL "
                  f"{start_loss:.2f} -> {best_loss:.2f}; reported on {len(outcomes)} {scope}: {held_rate:.0%} "
                  f"(optimised half {train_rate:.0%}); {rejected} candidates dropped: their text re-encodes otherwise")
         return self.result(ctx, outcomes, notes, suffix=text, suffix_ids=suffix.tolist(), steps=steps,
                            start_loss=start_loss, loss=best_loss, train=[f.id for f in train],
                            held_out=[f.id for f in held], train_rate=train_rate, transfer_rate=held_rate, on=self.on,
                            n_tokens=self.n_tokens, top_k=self.top_k, candidates=self.candidates,
-                           rejected_candidates=rejected)
+                           rejected_candidates=rejected, form=form, optimised_targets=answers)
 
 
 def _initial_suffix(tokenizer, allowed: torch.Tensor, n: int, rng: random.Random, tries: int = 10_000) -> list[int]:
