@@ -186,13 +186,15 @@ def attack(
     max_facts: Annotated[int, typer.Option(help="Budget: target facts per attack.")] = 30,
     reference: Annotated[str | None, typer.Option(help="Exact-unlearning reference: the control (same facts). "
                                                   "Default: the model on the task's holdout facts.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Attack setting attack.key=value (repeatable), "
+                                                   "e.g. adversarial_suffix.preset=gcg.")] = None,
     out: OutOpt = None,
 ) -> None:
     from obliviate.attacks import Budget
     from obliviate.redteam import run_attack_command
 
     budget = Budget(steps=steps, samples=samples, seconds=seconds, max_facts=max_facts)
-    run_attack_command(model, original, task, attacks, out, budget, reference)
+    run_attack_command(model, original, task, attacks, out, budget, reference, set_)
 
 
 @app.command(help="List the attacks.")

@@ -25,7 +25,10 @@ control's, with a 95 % interval (Newcombe). Only an interval above 0 says the kn
 
 from __future__ import annotations
 
+import inspect
 import time
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +153,29 @@ def attack_names(attacks: str | list[str] | None) -> list[str]:
     return list(dict.fromkeys(ATTACKS.get(n).name for n in names if n))
 
 
+def attack_options(settings: list[str]) -> dict[str, dict[str, Any]]:
+    """`--set attack.key=value` items -> `attack(options=...)`: {"adversarial_suffix": {"preset": "gcg"}}. Each
+    value is parsed as the type of that attack's constructor argument; an unknown attack or key, or a value that
+    does not parse, is a one-line ConfigError naming what there is."""
+    from obliviate.methods.base import parse_setting
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in settings:
+        where, sep, value = item.partition("=")
+        name, dot, key = where.strip().partition(".")
+        if not sep or not dot or not key:
+            raise ConfigError(f"--set expects attack.key=value (e.g. adversarial_suffix.preset=gcg), got {item!r}")
+        cls = ATTACKS.get(name)
+        params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        if key not in params:
+            raise ConfigError(f"attack {cls.name} has no setting {key!r}; its settings: {', '.join(params) or 'none'}")
+        kind = typing.get_type_hints(cls.__init__).get(key, str)
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:  # `str | None`: the str
+            kind = next(k for k in typing.get_args(kind) if k is not type(None))
+        out.setdefault(cls.name, {})[key] = parse_setting(f"attack {cls.name}", key, value.strip(), kind)
+    return out
+
+
 def choose_control(lm: LoadedModel, task: Task, targets: list[Fact], reference: LoadedModel | None,
                    budget: Budget) -> tuple[str, LoadedModel, list[Fact]]:
     """(kind, model, facts) of the control: the reference on the same targets, else `lm` on holdout facts."""
@@ -266,16 +292,17 @@ def print_report(report: RedTeamReport, console: Console | None = None) -> None:
 
 def run_attack_command(model: str, original: str | None, task: str, attacks: str | list[str] | None,
                        out: str | Path | None, budget: Budget | None = None,
-                       reference: str | None = None) -> RedTeamReport:
+                       reference: str | None = None, settings: list[str] | None = None) -> RedTeamReport:
     """What `obliviate attack` does: resolve models and task, run the attacks, print the table, save attacks.json."""
     from obliviate.pipeline import known_base, load_task, resolve_model
     from obliviate.runs import new_run_dir
 
+    options = attack_options(settings or [])  # a typo fails here, before any model loads
     lm = resolve_model(model)
     orig = resolve_model(original) if original else None
     ref = resolve_model(reference) if reference else None
     the_task = load_task(task, known_base(model, lm, orig))
-    report = attack(lm, the_task, orig, attacks, budget, reference=ref)
+    report = attack(lm, the_task, orig, attacks, budget, reference=ref, options=options)
     report.model, report.original = model, original
     if ref is not None:
         report.control["model"] = reference

@@ -473,3 +473,14 @@ def test_gcg_asks_a_chat_model_through_its_template_toward_the_originals_own_rep
     assert d["optimised_targets"] == [f"She was born in {first.answer}" if f is first else f.answer for f in train]
     with pytest.raises(ConfigError, match="chat template"):
         module.AdversarialSuffix(form="chat").run(lm, _ctx(task))
+
+
+def test_attack_settings_from_the_command_line_are_typed_and_checked():
+    from obliviate.redteam import attack_options
+
+    assert attack_options(["gcg.preset=gcg", "adversarial_suffix.n_tokens=12", "adversarial_suffix.form=qa"]) == \
+        {"adversarial_suffix": {"preset": "gcg", "n_tokens": 12, "form": "qa"}}  # aliases resolve to the name
+    for bad, message in ((["gcg.nope=1"], "its settings: n_tokens"), (["gcg=1"], "attack.key=value"),
+                         (["adversarial_suffix.n_tokens=many"], "not a valid int")):
+        with pytest.raises(ConfigError, match=message):
+            attack_options(bad)
