@@ -165,12 +165,14 @@ def test_the_cli_stops_when_forgotten_and_says_so(tmp_path):
 
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["unlearn", "--model", "tiny", "--task", "builtin:people:test", "--method", "ga",
-                                      "--steps", "4", "--until", "forgotten", "--check-every", "2", "--out", str(out)],
+                                      "--steps", "4", "--until", "forgotten", "--check-every", "2", "--probe-facts", "5",
+                                      "--out", str(out)],
                                 terminal_width=200)
     assert result.exit_code == 0, result.output
     until = read_json(out / "config.json")["until"]
     # the random tiny model answers no forget and no holdout fact: forgotten (at the control) at the first check
     assert until["met"] and until["step"] == 2 and "until forgotten" in result.output
+    assert until["rule"]["max_facts"] == 5 and until["n"] == {"forget": 5, "holdout": 5, "retain": 5, "neighbours": 5}
     assert [h["step"] for h in read_json(out / "history.json") if "probe" in h] == [2]
     bad = CliRunner().invoke(app, ["unlearn", "--model", "tiny", "--task", "builtin:people:test", "--until", "never"])
     assert bad.exit_code != 0 and "forgotten" in bad.output
