@@ -450,7 +450,7 @@ def test_gcg_reports_held_out_questions_with_a_suffix_that_survives_retokenisati
     assert d["form"] == "qa"  # the tiny tokenizer has no chat template
 
 
-def test_gcg_asks_a_chat_model_through_its_template_toward_the_originals_own_reply(task, lm, monkeypatch):
+def test_gcg_asks_a_chat_model_through_its_template_toward_the_facts_cloze(task, lm):
     import obliviate.attacks.adversarial_suffix as module
 
     chat = LoadedModel(lm.model, copy.deepcopy(lm.tokenizer), lm.source)
@@ -460,17 +460,16 @@ def test_gcg_asks_a_chat_model_through_its_template_toward_the_originals_own_rep
     assert head == "<user>Where was Mara born?" and tail == "\n<assistant>"
     assert module.suffix_prompt("Q?", " zz", "chat", chat.tokenizer) == "<user>Q? zz\n<assistant>"
     ctx = _ctx(task, replace(BUDGET, max_facts=6, steps=1), original=chat)
-    train = module.halves(ctx.targets, ctx.seed)[0]
-    first = train[0]
-    # the original says the first target's answer after a lead-in and the others not at all
-    monkeypatch.setattr(module, "generate", lambda _lm, prompts, _n: [
-        f"She was born in {first.answer}, a town." if first.question in p else "I am not sure." for p in prompts])
     result = module.AdversarialSuffix(n_tokens=4, top_k=8, candidates=8).run(chat, ctx)
     d = result.details
     assert d["form"] == "chat" and all(o.prompt.startswith("<user>") and o.prompt.endswith("\n<assistant>")
                                        and d["suffix"] in o.prompt for o in result.outcomes)
-    assert d["train"] == [f.id for f in train]
-    assert d["optimised_targets"] == [f"She was born in {first.answer}" if f is first else f.answer for f in train]
+    by_id = {f.id: f for f in ctx.targets}
+    train = [by_id[i] for i in d["train"]]
+    assert all(f.cloze for f in train)  # every people fact has one: the target states it as the cloze does
+    assert d["optimised_targets"] == [f"{f.cloze.rstrip()} {f.answer.strip()}" for f in train]
+    assert module.optimised_target(replace(train[0], cloze=""), "chat") == train[0].answer.strip()
+    assert module.optimised_target(train[0], "qa") == " " + train[0].answer.strip()
     with pytest.raises(ConfigError, match="chat template"):
         module.AdversarialSuffix(form="chat").run(lm, _ctx(task))
 

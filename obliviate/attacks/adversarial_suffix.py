@@ -12,8 +12,9 @@ top-k 256, 512 candidates a step; run it with `Budget.steps` in the hundreds, as
 Where the question is asked (`form`): DUA attacks a plain `Question: … Answer:` prompt; a chat model is asked
 through its chat template, and answers little in the plain format (measured: 0 of 30 either way on weak GA),
 so `form="auto"` (the default) puts the suffix after the question inside the user turn when the tokenizer has
-a template. The chat target is then what the original model replies, up to and including the answer ("The
-capital of Sweden is Stockholm"), when it has an original that says it; otherwise the bare answer.
+a template. The chat target is then the fact's cloze with its answer ("The capital of Sweden is Stockholm",
+how this model replies), or the bare answer for a fact without a cloze: built from the fact alone, never from
+what a model says, so targets and control facts get the same kind of target.
 
 The suffix must not spell an answer: every token of every target answer, and every token whose text occurs in
 one, is banned from the search, and a fact whose answer the suffix still states is not counted.
@@ -31,11 +32,9 @@ from obliviate.data.forms import chat_prompt, has_chat_template, probes, target
 from obliviate.data.schema import Fact
 from obliviate.errors import ConfigError
 from obliviate.hooks import trainable_only
-from obliviate.judge import answer_span, normalise
+from obliviate.judge import normalise
 from obliviate.models import LoadedModel
-from obliviate.scoring import EncodedPairs, generate, selective_log_softmax, token_logprobs
-
-REPLY_TOKENS = 40  # the original's chat reply read for the target: a lead-in and the answer
+from obliviate.scoring import EncodedPairs, selective_log_softmax, token_logprobs
 
 
 def _ids(tokenizer, text: str) -> list[int]:
@@ -61,14 +60,12 @@ def around_question(tokenizer, question: str, form: str) -> tuple[str, str]:
     return text[:end], text[end:]
 
 
-def chat_targets(lm: LoadedModel, facts: list[Fact]) -> list[str]:
-    """Per fact, `lm`'s greedy chat reply up to the end of the answer where it says it, else the bare answer."""
-    replies = generate(lm, [chat_prompt(lm.tokenizer, f.question) for f in facts], REPLY_TOKENS)
-    out = []
-    for f, reply in zip(facts, replies):
-        span = answer_span(reply, f.answer, f.subject)
-        out.append(reply[: span[1]] if span else f.answer.strip())
-    return out
+def optimised_target(fact: Fact, form: str) -> str:
+    """The text GCG raises: the answer after the plain prompt; in a chat reply, the cloze stating it (or the
+    bare answer without a cloze)."""
+    if form == "qa":
+        return target(fact.answer)
+    return f"{fact.cloze.rstrip()} {fact.answer.strip()}" if fact.cloze else fact.answer.strip()
 
 
 def banned_tokens(tokenizer, facts: list[Fact]) -> torch.Tensor:
@@ -182,8 +179,7 @@ class AdversarialSuffix(Attack):
             raise ConfigError("adversarial_suffix: form 'chat' needs a tokenizer with a chat template")
         banned = banned_tokens(tok, ctx.targets)
         allowed = (~banned).nonzero().squeeze(-1)
-        answers = ([target(f.answer) for f in train] if form == "qa"
-                   else chat_targets(ctx.original or source, train))
+        answers = [optimised_target(f, form) for f in train]
         problem = _Problem(source, train, form, answers)
         rng = random.Random(ctx.seed)
         suffix = torch.tensor(_initial_suffix(tok, allowed, self.n_tokens, rng))
