@@ -10,7 +10,9 @@ capitals, and the suppression spreads along the relation ("The capital of India 
 of 10 did not stop it (docs/methods.md, "SAND"). On the stratified draw (later that day; these ten are 6
 capitals, 2 currencies, 2 languages): forget QA / chat / cloze 0.20 / 0.90 / 0.70 -> 0.00 / 0.00 / 0.00, retain
 chat 0.90 -> 0.65, neighbours chat 0.90 -> 0.70 (cloze 0.80 and QA 0.35 unchanged). The same numbers on
-2026-12-07 with the answer located as whole words (no chemical symbol among these ten).
+2026-12-07 with the answer located as whole words (no chemical symbol among these ten). Later that day, the probe
+reading the first 20 facts per split in task order (the card's) instead of a seeded 20: forget QA / chat / cloze
+0.20 / 0.90 / 0.70 -> 0.00 / 0.00 / 0.00, retain chat 0.85 -> 0.70, neighbours chat 0.90 -> 0.70 (cloze 0.80 kept).
 """
 
 from dataclasses import replace
