@@ -108,28 +108,3 @@ def test_banned_marks_each_answer_token_and_the_answers_prefixes_at_its_first_po
     assert all(banned[i, t] for i, t in enumerate(said.tolist()))
     expected = sand.prefix_tokens(sand.vocabulary_pieces(lm.tokenizer), " a painter")
     assert set(banned[0].nonzero().flatten().tolist()) == set(expected) | {said[0].item()}
-
-
-def test_the_unknown_teacher_reads_the_row_about_a_subject_it_cannot_know():
-    lm = tiny_model()
-    forget = Examples(["Q: capital of Sweden?", "Q: a document"], [" Stockholm", " text"], ["Sweden", ""])
-    ctx = _ctx(lm, forget, None)
-    seen = []
-
-    def reference(pairs):
-        seen.extend(lm.tokenizer.batch_decode(pairs.input_ids, skip_special_tokens=True))
-        return lm.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
-
-    ctx.reference_logits = reference
-    method = sand.SAND(sand.SANDConfig(teacher="unknown"))
-    method.forget_rows = (list(forget.prompts), list(forget.targets))
-    pairs = method._pairs(ctx, method.forget_rows, [0, 1])
-    loss, unknown = method._forget_kl(ctx, pairs, [0, 1])
-    assert unknown == 0.5 and torch.isfinite(loss)  # the document names no subject: it keeps its own row
-    assert "Veltoria" in seen[0] and "Sweden" not in seen[0] and seen[1].startswith("Q: a document")
-    rows, method = method.forget_rows, sand.SAND()  # the default teacher reads the row itself
-    method.forget_rows = rows
-    seen.clear()
-    assert method._forget_kl(ctx, pairs, [0, 1])[1] == 0.0 and "Sweden" in seen[0]
-    with pytest.raises(Exception, match="teacher"):
-        sand.SANDConfig(teacher="oracle")

@@ -20,11 +20,6 @@ SAND changes only what must change and pins the rest to the original model:
 - **Neighbour anchoring** (ROKA's healing, as a KL): the neighbour and retain facts, in the same forms, with the
   original's own greedy replies as targets, are distilled from the original (full-vocabulary KL on every reply
   token) so the lead-ins and the related facts stay.
-- **Teacher** (`teacher`): "suppressed" (default) reads the original at the row itself; "unknown" reads it at
-  the same row with the subject's name replaced by one it cannot know (`UNKNOWN_SUBJECT`): what the model says
-  about a subject it never learned — the holdout control's behaviour, which is what "forgotten" is measured
-  against — instead of its best wrong guess for this subject. Rows whose prompt does not name the subject keep
-  the suppressed teacher (`unknown_rows` in history.json is the share that had the substitute).
 - **Latent robustness** (LAU/LAT, optional): with `adv_steps > 0` the forget term is trained under the PGD
   residual perturbation that best restores the answers (`lau.latent_attack`).
 
@@ -54,8 +49,6 @@ from obliviate.scoring import EncodedPairs, encode_pairs, generate
 from obliviate.train import Examples, TrainContext, process_mean
 
 REPLY_TOKENS = 40  # greedy reply read from the original per prompt: long enough for a chat lead-in and answer
-UNKNOWN_SUBJECT = "Veltoria"  # an invented name: teacher="unknown" asks the original about it instead
-TEACHERS = ("suppressed", "unknown")
 
 
 @dataclass
@@ -65,13 +58,10 @@ class SANDConfig(MethodConfig):
     layer: int = -1  # adversarial block (-1: 1/8 of the depth), with adv_steps > 0
     eps: float = 0.5  # radius of the adversarial perturbation, relative to the mean residual norm
     adv_steps: int = 0  # PGD steps restoring the answers before each forget term (0: no adversary)
-    teacher: str = "suppressed"  # or "unknown": the original on the row with the subject replaced (see above)
 
     def __post_init__(self) -> None:
         if self.retain_weight < 0 or self.refresh_every < 0 or self.eps < 0 or self.adv_steps < 0:
             raise ConfigError(f"sand needs retain_weight, refresh_every, eps and adv_steps >= 0; got {self}")
-        if self.teacher not in TEACHERS:
-            raise ConfigError(f"sand: teacher must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
 
 
 def answer_in_reply(prompt: str, reply: str, answer: str, subject: str = "") -> tuple[str, str] | None:
@@ -188,23 +178,11 @@ class SAND(Method):
             banned[first, self.prefixes[answer]] = True
         return banned
 
-    def _teacher_pairs(self, ctx: TrainContext, pairs: EncodedPairs, idx: list[int]) -> tuple[EncodedPairs, float]:
-        """The rows the teacher reads, and the share of them that name an unknown subject instead."""
-        if self.config.teacher == "suppressed":
-            return pairs, 0.0
-        prompts = [self.forget_rows[0][i] for i in idx]
-        subjects = [subject_of(ctx.forget, i) for i in idx]
-        swapped = [bool(s) and s in p for p, s in zip(prompts, subjects)]
-        prompts = [p.replace(s, UNKNOWN_SUBJECT) if ok else p for p, s, ok in zip(prompts, subjects, swapped)]
-        rows = (prompts, [self.forget_rows[1][i] for i in idx])
-        return self._pairs(ctx, rows, list(range(len(idx)))), sum(swapped) / len(idx)
-
-    def _forget_kl(self, ctx: TrainContext, pairs: EncodedPairs, idx: list[int]) -> tuple[torch.Tensor, float]:
+    def _forget_kl(self, ctx: TrainContext, pairs: EncodedPairs, idx: list[int]) -> torch.Tensor:
         student = answer_logits(ctx.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits,
                                 pairs)
-        asked, unknown = self._teacher_pairs(ctx, pairs, idx)
-        teacher = answer_logits(ctx.reference_logits(asked), asked)
-        return suppressed_kl(student, teacher, self._banned(ctx, pairs, idx, student.shape[-1])), unknown
+        teacher = answer_logits(ctx.reference_logits(pairs), pairs)
+        return suppressed_kl(student, teacher, self._banned(ctx, pairs, idx, student.shape[-1]))
 
     def loss(self, ctx, batch):
         c, logs = self.config, {}
@@ -216,12 +194,10 @@ class SAND(Method):
             layer = attack_layer(ctx.model, c.layer, 1 / 8)
             delta = latent_attack(ctx.model, forget, layer, c.eps, c.adv_steps)
             with add_vector(ctx.model, f"resid.{layer}", delta, mask=forget.attention_mask.bool()):
-                loss, unknown = self._forget_kl(ctx, forget, batch.forget_idx)
+                loss = self._forget_kl(ctx, forget, batch.forget_idx)
         else:
-            loss, unknown = self._forget_kl(ctx, forget, batch.forget_idx)
+            loss = self._forget_kl(ctx, forget, batch.forget_idx)
         logs["kl_forget"] = loss.item()
-        if c.teacher == "unknown":
-            logs["unknown_rows"] = unknown
         if c.retain_weight and batch.retain_idx and self.retain_rows[0]:
             keep = retain_kl(ctx, self._pairs(ctx, self.retain_rows, batch.retain_idx))
             loss = loss + c.retain_weight * keep
