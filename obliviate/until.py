@@ -1,8 +1,8 @@
 """Stop unlearning when the forget facts are forgotten, not after a fixed number of steps.
 
 A fixed probe set — the first `max_facts` facts of each split in task order, the very facts the card reads
-(`EvalConfig.max_facts`, 60) — is scored before training and every `every` steps: forget facts in every direct form the task has (plain QA, the chat turn when the model has a chat
-template, the cloze), the holdout facts in the same forms (the control, measured on the same checkpoint: what
+(`EvalConfig.max_facts`, 60) — is scored before training and every `every` steps: forget facts in every
+direct form the task has (plain QA, the chat turn when the model has a chat template, the cloze), the holdout facts in the same forms (the control, measured on the same checkpoint: what
 the model "answers" about facts it never knew, which can rise as unlearning disturbs it), and retain and
 neighbour facts in the same forms. The rule, per check:
 
@@ -14,10 +14,11 @@ Training stops at the first check that meets both. Otherwise it runs its whole b
 the smallest shortfall (how far forget stands above the control plus how far retain / neighbours fall below
 their bounds) is put back, and the summary says plainly that the rule was not met. The curve (every split and
 form vs step) goes into history.json (`probe` entries) and the report. Judged as the card judges (strict
-judge, greedy answers), so a stop here is what the card will read; the card then gives the same numbers
-with their intervals and the forms the probe does not ask. A random 20 per split, the first rule, stopped on
-retain chat 0.90 where the card's 60 read 0.80 (docs/methods.md). Cost per check: one greedy answer per
-probe (about 30 s for 240 probes of SmolLM2-135M on 2 CPU cores; 480 for builtin:realfacts:forget20).
+judge, greedy answers), so a stop here is what the card will read: on SAND's run the card read the probe's
+number in every cell; a seeded 20 per split, the first rule, had stopped on retain chat 0.90 where the card's
+60 read 0.80 (docs/methods.md). The card adds intervals and the forms the probe does not ask. Cost per check:
+one greedy answer per probe (SmolLM2-135M on 2 CPU cores: ~30 s for 240, 49-59 s for the 480 of
+builtin:realfacts:forget20).
 """
 
 from __future__ import annotations

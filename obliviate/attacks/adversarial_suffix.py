@@ -10,8 +10,8 @@ attack's outcome; the half it was optimised on is in `details`. `preset="gcg"` i
 top-k 256, 512 candidates a step; run it with `Budget.steps` in the hundreds, as the papers do).
 
 Where the question is asked (`form`): DUA attacks a plain `Question: … Answer:` prompt; a chat model is asked
-through its chat template, and answers little in the plain format (measured: 0 of 30 either way on weak GA),
-so `form="auto"` (the default) puts the suffix after the question inside the user turn when the tokenizer has
+through its chat template, and answers little in the plain format (weak GA on 60 real facts: 0 of 30
+held-out answers through the plain prompt, 7 of 30 through the chat turn, docs/attacks.md), so `form="auto"` (the default) puts the suffix after the question inside the user turn when the tokenizer has
 a template. The chat target is then the fact's cloze with its answer ("The capital of Sweden is Stockholm",
 how this model replies), or the bare answer for a fact without a cloze: built from the fact alone, never from
 what a model says, so targets and control facts get the same kind of target.
