@@ -2,9 +2,10 @@
 
 A fixed probe set — the first `max_facts` facts of each split in task order, the very facts the card reads
 (`EvalConfig.max_facts`, 60) — is scored before training and every `every` steps: forget facts in every
-direct form the task has (plain QA, the chat turn when the model has a chat template, the cloze), the holdout facts in the same forms (the control, measured on the same checkpoint: what
-the model "answers" about facts it never knew, which can rise as unlearning disturbs it), and retain and
-neighbour facts in the same forms. The rule, per check:
+direct form the task has (plain QA, the chat turn when the model has a chat template, the cloze), the
+holdout facts in the same forms (the control, measured on the same checkpoint: what the model "answers" about
+facts it never knew, which can rise as unlearning disturbs it), and retain and neighbour facts in the same
+forms. The rule, per check:
 
 - forgotten: in every form, forget accuracy <= control accuracy + `tolerance`;
 - kept: retain accuracy in every form >= its value before training - `keep_within`, and the same for
