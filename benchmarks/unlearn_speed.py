@@ -2,13 +2,16 @@
 
 Each (method, variant) runs in its own subprocess so that peak RSS is its own. The "per-step reference"
 variant of NPO recomputes the frozen model's forget log-probs at every step (a second forward pass), which
-is what train.py's one-time cache avoids; the ratio of the two rows is the saving. Before the rows the script
+is what train.py's one-time cache avoids; the ratio of the two rows is the saving. A "<method>_full_logits"
+row trains the method with the unembedding run at every position, as before `scoring.target_logits` kept only
+the positions that predict a target (the ratio of the two rows is that saving). Before the rows the script
 times a 2048 x 2048 matmul in fp32 and bf16 with the same threads; "of fp32 / of bf16" is the training's
 FLOP rate (6 x parameters x tokens/s, the usual forward + backward count) as a share of each.
 
     python benchmarks/unlearn_speed.py --model default --steps 4 --json speed.json
     python benchmarks/unlearn_speed.py --methods ga,npo --mixed-precision bf16   # bf16 autocast, fp32 weights
     python benchmarks/unlearn_speed.py --pairs my_pairs.jsonl --batch 4 --methods npo,graddiff
+    python benchmarks/unlearn_speed.py --methods npo,npo_full_logits,graddiff,graddiff_full_logits
 """
 
 from __future__ import annotations
@@ -54,12 +57,32 @@ def examples(pairs: str | None):
     return fact_examples(facts[:half]), fact_examples(facts[half:])
 
 
+FULL = "_full_logits"
+
+
+def unembed_every_position() -> None:
+    """Make every obliviate module's `target_logits` unembed all positions and select the targets afterwards
+    (the training before this change), for the side-by-side rows."""
+    import obliviate.scoring as scoring
+
+    kept = scoring.target_logits
+
+    def full(model, pairs):
+        logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
+        return logits[:, :-1][pairs.target_mask[:, 1:]].float()
+
+    for module in list(sys.modules.values()):
+        if module is not None and module.__name__.startswith("obliviate") and getattr(module, "target_logits", None) is kept:
+            module.target_logits = full
+
+
 def measure(method: str, model: str, steps: int, batch: int, lora: bool, precision: str = "no",
             pairs: str | None = None) -> dict:
     """Runs inside the subprocess: one warm-up step, then `steps` timed steps."""
     import torch
 
     from obliviate.methods import METHODS as REGISTRY
+    from obliviate.methods._common import pairs_logprob
     from obliviate.methods.base import npo_loss, target_nll
     from obliviate.models import load_model
     from obliviate.scoring import token_logprobs
@@ -67,15 +90,17 @@ def measure(method: str, model: str, steps: int, batch: int, lora: bool, precisi
 
     lm = load_model(model)
     forget, retain = examples(pairs)
-    if method == "npo_per_step_reference":
+    name = method.removesuffix(FULL)
+    if method.endswith(FULL):
+        unembed_every_position()
+    if name == "npo_per_step_reference":
         def loss_fn(ctx, b):  # NPO as the paper's code does it: reference forward at every step
-            ref = (ctx.reference_logits(b.forget)[:, :-1].float().log_softmax(-1)
-                   .gather(-1, b.forget.input_ids[:, 1:, None]).squeeze(-1) * b.forget.target_mask[:, 1:]).sum(-1)
+            ref = pairs_logprob(ctx.reference_target_logits(b.forget), b.forget)
             lr = token_logprobs(ctx.model, b.forget).sum(-1) - ref
             return npo_loss(lr, 0.1) + target_nll(ctx.model, b.retain), {}
         flags = dict(needs_reference_model=True)
     else:
-        m = REGISTRY.get(method)()
+        m = REGISTRY.get(name)()
         loss_fn = m
         flags = dict(needs_reference_logprobs=m.needs_reference_logprobs, needs_reference_model=m.needs_reference_model)
     config = TrainConfig(steps=1, lr=1e-6, batch_size=batch, lora=lora, mixed_precision=precision, progress=False)
@@ -130,6 +155,9 @@ def main() -> None:
               f"{r['of_float32_matmul']:>9.0%}{r['of_bfloat16_matmul']:>9.0%}{r['peak_gib']:>10.2f}")
     if "npo" in npo and "npo_per_step_reference" in npo:
         print(f"cached reference log-probs: {npo['npo_per_step_reference'] / npo['npo']:.2f}x faster per NPO step")
+    for method in npo:
+        if method + FULL in npo:
+            print(f"{method}: unembedding only the target positions: {npo[method + FULL] / npo[method]:.2f}x faster")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "matmul_gflop_per_s": rates, "rows": rows}, f, indent=2)

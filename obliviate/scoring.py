@@ -81,14 +81,34 @@ def pairs_from_ids(prompt_ids: Sequence[list[int]], target_ids: Sequence[list[in
     return EncodedPairs(input_ids, attention, target_mask)
 
 
+def target_logits(model, pairs: EncodedPairs) -> torch.Tensor:
+    """Logits at the positions that predict target tokens, row-major (N_target_tokens, V) float; differentiable.
+
+    Only the positions where some row predicts a target are unembedded (`logits_to_keep`), so short answers
+    after long prompts skip most of the vocabulary-wide work (the unembedding, the softmax and their backward).
+    The rows keep their layout, so per-position hooks (steering, latent perturbations) still line up. Equal to
+    `model(...).logits[:, :-1][target_mask[:, 1:]]` up to rounding.
+    """
+    predicts = pairs.target_mask[:, 1:]  # (B, T-1): position p predicts token p + 1
+    keep = predicts.any(0).nonzero().squeeze(1)
+    logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask, logits_to_keep=keep).logits
+    return logits[predicts[:, keep]].float()
+
+
+def on_targets(pairs: EncodedPairs, values: torch.Tensor) -> torch.Tensor:
+    """One value per target token (row-major, as `target_logits` orders them) placed at its position in a
+    (B, T-1) grid aligned to input_ids[:, 1:], zero elsewhere; differentiable."""
+    predicts = pairs.target_mask[:, 1:]
+    return torch.zeros(predicts.shape, dtype=values.dtype, device=values.device).masked_scatter(predicts, values)
+
+
 def token_logprobs(model, batch: EncodedPairs) -> torch.Tensor:
     """Log-prob of each token given its prefix, zero outside `target_mask`: (B, T-1), aligned to input_ids[:, 1:].
 
     Differentiable; the training loop and the scorers both use it.
     """
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]  # (B, T-1, V)
-    lp = selective_log_softmax(logits.float(), batch.input_ids[:, 1:])  # (B, T-1)
-    return lp * batch.target_mask[:, 1:]
+    labels = batch.input_ids[:, 1:][batch.target_mask[:, 1:]]
+    return on_targets(batch, selective_log_softmax(target_logits(model, batch), labels))
 
 
 def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

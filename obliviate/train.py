@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from obliviate import checkpoint
 from obliviate.errors import ConfigError, TrainingCollapseError
 from obliviate.models import LoadedModel, save_model
-from obliviate.scoring import EncodedPairs, encode_pairs, generate, token_logprobs
+from obliviate.scoring import EncodedPairs, encode_pairs, generate, target_logits, token_logprobs
 from obliviate.text import NEUTRAL_TEXT, is_empty, is_gibberish
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -127,7 +127,7 @@ class TrainContext:
     model: torch.nn.Module  # call this for forward passes (it is the data-parallel wrapper when there is one)
     config: TrainConfig
     tokenizer: Any = None  # for methods that build their own targets (refusals, reasoning traces)
-    reference_logits: Callable[[EncodedPairs], torch.Tensor] | None = None
+    reference_target_logits: Callable[[EncodedPairs], torch.Tensor] | None = None  # the reference's `target_logits`
     forget: Examples | None = None  # the whole streams, for objectives that prepare per-example data
     retain: Examples | None = None
     module: torch.nn.Module | None = None  # the model without a data-parallel wrapper (None: `model` is bare)
@@ -263,11 +263,12 @@ def _wrap_lora(model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
 
 
 def _frozen_reference(model: torch.nn.Module, lora: bool) -> Callable[[EncodedPairs], torch.Tensor]:
-    """Reference logits: LoRA's base model with adapters off (no copy), else a frozen copy of the weights."""
+    """The reference's logits at the target positions (`target_logits`): LoRA's base model with adapters off
+    (no copy), else a frozen copy of the weights."""
     if lora:
         def with_adapters_off(pairs: EncodedPairs) -> torch.Tensor:
             with torch.no_grad(), model.disable_adapter():
-                return model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
+                return target_logits(model, pairs)
         return with_adapters_off
     import copy
 
@@ -275,7 +276,7 @@ def _frozen_reference(model: torch.nn.Module, lora: bool) -> Callable[[EncodedPa
 
     def from_copy(pairs: EncodedPairs) -> torch.Tensor:
         with torch.no_grad():
-            return frozen(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
+            return target_logits(frozen, pairs)
     return from_copy
 
 

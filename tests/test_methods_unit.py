@@ -23,7 +23,7 @@ from obliviate.methods._common import REFUSALS, prompt_ids, refusal_pairs, with_
 from obliviate.methods.base import npo_loss, target_nll
 from obliviate.methods.catnip import catnip_token_loss
 from obliviate.models import LoadedModel, tiny_model
-from obliviate.scoring import encode_pairs, sequence_logprob
+from obliviate.scoring import encode_pairs, sequence_logprob, target_logits
 from obliviate.train import TrainConfig, run_training
 from obliviate.unlearn import fact_examples, keep_examples, unlearn
 
@@ -138,8 +138,7 @@ def test_idkpo_loss_matches_dpo_where_the_model_differs_from_its_reference(task)
     method = METHODS.get("idkpo")(beta=0.5, retain_weight=0.0)
     ex, batch = _batch_of(lm, task.forget[:3])
     batch.forget_ref_logprob = reference_logprobs(ref.model, ref.tokenizer, ex, 128)
-    ctx = TrainContext(lm.model, TrainConfig(), lm.tokenizer, lambda p: ref.model(input_ids=p.input_ids,
-                                                                    attention_mask=p.attention_mask).logits)
+    ctx = TrainContext(lm.model, TrainConfig(), lm.tokenizer, lambda p: target_logits(ref.model, p))
     method.setup(ctx, batch)
     with torch.no_grad():
         loss, logs = method.loss(ctx, batch)

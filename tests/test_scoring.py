@@ -167,6 +167,31 @@ def test_newline_flags_read_the_tokenizer(lm):
     assert flags[newline].tolist() == [True, False, False] and flags[letter].tolist() == [False, True, True]
 
 
+def test_target_logits_unembed_only_target_positions_and_equal_the_full_logits(lm):
+    """The training's logits: the same numbers as the full forward at every target position, in the same
+    order, for a document row (target from the first token), through a prefixing wrapper and under a
+    per-position hook (the rows keep their layout)."""
+    from obliviate.hooks import add_vector
+    from obliviate.methods.in_context import PrefixedModel
+
+    pairs = S.encode_pairs(lm.tokenizer, PROMPTS + [""], TARGETS + ["a whole document"])
+    seen = []
+    lm.model.lm_head.register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
+    full = lm.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
+    got = S.target_logits(lm.model, pairs)
+    lm.model.lm_head._forward_hooks.clear()
+    assert torch.equal(got, full[:, :-1][pairs.target_mask[:, 1:]])
+    assert seen[1] == int(pairs.target_mask[:, 1:].any(0).sum()) < seen[0]  # fewer positions unembedded
+    prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
+    wrapped = PrefixedModel(lm.model, prefix)
+    full = wrapped(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
+    assert torch.allclose(S.target_logits(wrapped, pairs), full[:, :-1][pairs.target_mask[:, 1:]], atol=1e-5)
+    delta = torch.randn(*pairs.input_ids.shape, lm.model.config.hidden_size)
+    with add_vector(lm.model, "resid.0", delta, mask=pairs.attention_mask.bool()):
+        full = lm.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
+        assert torch.allclose(S.target_logits(lm.model, pairs), full[:, :-1][pairs.target_mask[:, 1:]], atol=1e-5)
+
+
 def test_scoring_and_decoding_through_a_model_that_prepends_tokens(lm):
     """In-context unlearning's wrapper puts a prefix (with newlines) before every prompt and continues a KV
     cache without repeating it: logprobs and generations equal the plain model's on prefix + prompt."""

@@ -2,8 +2,8 @@
 
 - `tokenizer_of(ctx)`: methods that train on *other* targets (refusals, reasoning traces) must tokenise them.
 - `with_targets(pairs, targets)` / `build_pairs`: the same prompts with new targets, or any ids as a batch.
-- `pairs_logprob(logits, pairs)`: summed target log-prob from logits the caller already has (a reference);
-  `answer_logits(logits, pairs)`: the logits at the positions that predict target tokens.
+- `pairs_logprob(target_logits, pairs)`: summed target log-prob per row from logits the caller already has (a
+  reference's); `greedy_known(target_logits, pairs)`: whether greedy decoding still gives each row's answer.
 - `REFUSALS` and `refusal_for(prompt_ids)`: "I don't know"-style answers (TOFU's IdkPO recipe, shortened).
 """
 
@@ -14,7 +14,7 @@ import zlib
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.scoring import EncodedPairs, pairs_from_ids, selective_log_softmax
+from obliviate.scoring import EncodedPairs, on_targets, pairs_from_ids, selective_log_softmax
 from obliviate.train import TrainContext
 
 REFUSALS = (
@@ -57,15 +57,21 @@ def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> 
     return build_pairs(prompt_ids(pairs), targets, pad_id, pairs.input_ids.device)
 
 
+def target_labels(pairs: EncodedPairs) -> torch.Tensor:
+    """The target tokens, row-major (N_target_tokens,): what `target_logits` predicts."""
+    return pairs.input_ids[:, 1:][pairs.target_mask[:, 1:]]
+
+
 def pairs_logprob(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
-    """Summed target log-prob per row from full logits (B, T, V): (B,)."""
-    lp = selective_log_softmax(logits[:, :-1].float(), pairs.input_ids[:, 1:])
-    return (lp * pairs.target_mask[:, 1:]).sum(-1)
+    """Summed target log-prob per row from the logits at the target positions (N_target_tokens, V): (B,)."""
+    return on_targets(pairs, selective_log_softmax(logits.float(), target_labels(pairs))).sum(-1)
 
 
-def answer_logits(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
-    """Logits at the positions that predict target tokens, row-major: (N_target_tokens, V)."""
-    return logits[:, :-1][pairs.target_mask[:, 1:]].float()
+def greedy_known(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:
+    """(B,) bool: every target token is the argmax of its position's logits (N_target_tokens, V), i.e. greedy
+    decoding still gives the row's answer."""
+    missed = (logits.argmax(-1) != target_labels(pairs)).float()
+    return on_targets(pairs, missed).sum(-1) == 0
 
 
 def refusal_for(prompt: list[int], refusals: tuple[str, ...] = REFUSALS) -> str:

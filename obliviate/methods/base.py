@@ -15,7 +15,7 @@ from obliviate.data.schema import Task
 from obliviate.errors import ConfigError, UnknownNameError
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
-from obliviate.scoring import EncodedPairs, token_logprobs
+from obliviate.scoring import EncodedPairs, target_logits, token_logprobs
 from obliviate.train import Objective, TrainBatch, TrainConfig, TrainContext, process_mean
 
 
@@ -164,11 +164,7 @@ def npo_loss(log_ratio: torch.Tensor, beta: float) -> torch.Tensor:
 
 def retain_kl(ctx: TrainContext, pairs: EncodedPairs) -> torch.Tensor:
     """KL(reference ‖ current) on retain target tokens, averaged over those tokens: scalar."""
-    assert ctx.reference_logits is not None, "method must set needs_reference_model"
-    logits = ctx.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits[:, :-1]
-    ref = ctx.reference_logits(pairs)[:, :-1]
-    mask = pairs.target_mask[:, 1:]
-    kl = torch.nn.functional.kl_div(
-        logits[mask].float().log_softmax(-1), ref[mask].float().log_softmax(-1), log_target=True, reduction="sum"
-    )
-    return process_mean(kl, mask.sum())
+    assert ctx.reference_target_logits is not None, "method must set needs_reference_model"
+    kl = torch.nn.functional.kl_div(target_logits(ctx.model, pairs).log_softmax(-1),
+                                    ctx.reference_target_logits(pairs).log_softmax(-1), log_target=True, reduction="sum")
+    return process_mean(kl, pairs.target_mask[:, 1:].sum())

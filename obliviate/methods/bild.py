@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.methods._common import answer_logits, build_pairs, prompt_ids, target_ids, tokenizer_of
+from obliviate.methods._common import build_pairs, prompt_ids, target_ids, tokenizer_of
 from obliviate.methods.base import METHODS, Method, MethodConfig
+from obliviate.scoring import target_logits
 from obliviate.train import process_mean
 
 INSTRUCTION = ("You have been asked to forget the answer to the next question. "
@@ -72,16 +73,13 @@ class BILD(Method):
         instr = tok(c.instruction, add_special_tokens=False)["input_ids"]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         prompted = build_pairs([instr + p for p in prompt_ids(f)], target_ids(f), pad, f.input_ids.device)
-        teacher = answer_logits(ctx.reference_logits(prompted), prompted)
-        student = answer_logits(ctx.model(input_ids=f.input_ids, attention_mask=f.attention_mask).logits, f)
+        teacher, student = ctx.reference_target_logits(prompted), target_logits(ctx.model, f)
         imitate, push = topk_kl(teacher, student, c.top_k), suppress_topk(teacher, student, c.top_k)
         loss = imitate + c.suppress_weight * push
         logs = {"kl_forget": imitate.item(), "suppress": push.item()}
         if batch.retain is not None:
             r = batch.retain
-            keep = topk_kl(answer_logits(ctx.reference_logits(r), r),
-                           answer_logits(ctx.model(input_ids=r.input_ids, attention_mask=r.attention_mask).logits, r),
-                           c.top_k)
+            keep = topk_kl(ctx.reference_target_logits(r), target_logits(ctx.model, r), c.top_k)
             loss = loss + keep
             logs["kl_retain"] = keep.item()
         return loss, logs

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obliviate.errors import ConfigError
+from obliviate.methods._common import greedy_known, target_labels
 from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl, target_nll
-from obliviate.scoring import selective_log_softmax
+from obliviate.scoring import on_targets, selective_log_softmax, target_logits
 from obliviate.train import process_mean
 
 
@@ -43,10 +44,10 @@ class ICU(Method):
 
     def loss(self, ctx, batch):
         c, f = self.config, batch.forget
-        logits = ctx.model(input_ids=f.input_ids, attention_mask=f.attention_mask).logits[:, :-1]  # (B, T-1, V)
-        labels, mask = f.input_ids[:, 1:], f.target_mask[:, 1:]
-        lp = selective_log_softmax(logits.float(), labels) * mask  # (B, T-1)
-        known = ((logits.argmax(-1) == labels) | ~mask).all(-1)  # (B,) greedy still reproduces the answer
+        logits = target_logits(ctx.model, f)  # (N_target_tokens, V)
+        mask = f.target_mask[:, 1:]
+        lp = on_targets(f, selective_log_softmax(logits, target_labels(f)))  # (B, T-1)
+        known = greedy_known(logits, f)  # (B,) greedy still reproduces the answer
         forget_nll = -process_mean((lp * known.unsqueeze(-1)).sum(), (mask & known.unsqueeze(-1)).sum())
         loss = -c.unlearn_weight * forget_nll
         logs = {"forget_nll_known": forget_nll.item(), "known_rows": known.float().mean().item()}

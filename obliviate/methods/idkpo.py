@@ -54,7 +54,7 @@ class IdkPO(Method):
         keys = [tuple(row[m.bool()].tolist()) for row, m in zip(idk.input_ids, idk.attention_mask)]
         missing = [i for i, k in enumerate(keys) if k not in self._ref_cache]
         if missing:
-            logits = ctx.reference_logits(idk)
+            logits = ctx.reference_target_logits(idk)
             for i, lp in zip(missing, pairs_logprob(logits, idk)[missing].tolist()):
                 self._ref_cache[keys[i]] = lp
         return torch.tensor([self._ref_cache[k] for k in keys], device=idk.input_ids.device)

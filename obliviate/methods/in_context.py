@@ -77,7 +77,7 @@ class PrefixedModel(nn.Module):
                 position_ids: torch.Tensor | None = None, **kwargs):
         """A fresh call runs the prefix in front of `input_ids`; a call that continues a KV cache (which holds
         the prefix already) only extends the mask. Given positions are shifted past the prefix, and
-        `logits_to_keep` counts from the end, so neither needs to know about it."""
+        `logits_to_keep` counts from the end (or, as positions, is shifted), so neither needs to know about it."""
         n = self.prefix_ids.numel()
         cache = kwargs.get(CACHE_ARG)
         fresh = cache is None or cache.get_seq_length() == 0
@@ -89,8 +89,11 @@ class PrefixedModel(nn.Module):
             if fresh:
                 prefix_positions = torch.arange(n, device=position_ids.device).expand(position_ids.shape[0], -1)
                 position_ids = torch.cat([prefix_positions, position_ids], 1)
+        keep = kwargs.get("logits_to_keep", 0)
+        if fresh and isinstance(keep, torch.Tensor):  # positions in the caller's ids: past the prefix here
+            kwargs["logits_to_keep"] = keep + n
         out = self.inner(input_ids=ids, attention_mask=mask, position_ids=position_ids, **kwargs)
-        if fresh and not kwargs.get("logits_to_keep"):
+        if fresh and isinstance(keep, int) and keep == 0:
             out["logits"] = out.logits[:, n:]
         if fresh and getattr(out, "hidden_states", None) is not None:
             out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)

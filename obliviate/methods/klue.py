@@ -22,9 +22,9 @@ from torch.func import functional_call
 
 from obliviate.errors import ConfigError
 from obliviate.hooks import capture, mlp_out, n_layers
-from obliviate.methods._common import pairs_logprob
+from obliviate.methods._common import greedy_known, pairs_logprob
 from obliviate.methods.base import METHODS, Method, MethodConfig, npo_rows
-from obliviate.scoring import EncodedPairs
+from obliviate.scoring import EncodedPairs, target_logits
 from obliviate.train import process_mean
 
 
@@ -33,7 +33,7 @@ def neuron_attribution(model: torch.nn.Module, pairs: EncodedPairs) -> torch.Ten
     names = [f"mlp_in.{i}" for i in range(n_layers(model))]
     with capture(model, *names, detach=False) as acts:
         logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
-    logp = pairs_logprob(logits, pairs).sum()
+    logp = pairs_logprob(logits[:, :-1][pairs.target_mask[:, 1:]], pairs).sum()
     grads = torch.autograd.grad(logp, [acts[n] for n in names])
     pred = torch.zeros_like(pairs.target_mask)
     pred[:, :-1] = pairs.target_mask[:, 1:]  # positions whose next token is an answer token
@@ -98,11 +98,8 @@ class KLUE(Method):
         outer = {id(p): n for n, p in ctx.model.named_parameters()}  # the same tensors under a DDP wrapper's names
         masked = {outer[id(params[n])]: params[n].detach() + m * (params[n] - params[n].detach())
                   for n, m in self._masks.items()}
-        logits = functional_call(ctx.model, masked, (), {"input_ids": pairs.input_ids,
-                                                         "attention_mask": pairs.attention_mask}, strict=False).logits
-        labels, tmask = pairs.input_ids[:, 1:], pairs.target_mask[:, 1:]
-        known = ((logits[:, :-1].argmax(-1) == labels) | ~tmask).all(-1)  # (B,) greedy still gives the answer
-        return pairs_logprob(logits, pairs), known
+        logits = target_logits(lambda **inputs: functional_call(ctx.model, masked, (), inputs, strict=False), pairs)
+        return pairs_logprob(logits, pairs), greedy_known(logits, pairs)
 
     def loss(self, ctx, batch):
         c = self.config

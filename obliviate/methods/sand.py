@@ -40,12 +40,12 @@ import torch
 from obliviate.errors import ConfigError
 from obliviate.hooks import add_vector
 from obliviate.judge import answer_span, fold
-from obliviate.methods._common import answer_logits, tokenizer_of
+from obliviate.methods._common import tokenizer_of
 from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl
 from obliviate.methods.lau import attack_layer, latent_attack
 from obliviate.models import LoadedModel
 from obliviate.progress import phase
-from obliviate.scoring import EncodedPairs, encode_pairs, generate
+from obliviate.scoring import EncodedPairs, encode_pairs, generate, target_logits
 from obliviate.train import Examples, TrainContext, process_mean
 
 REPLY_TOKENS = 40  # greedy reply read from the original per prompt: long enough for a chat lead-in and answer
@@ -179,9 +179,7 @@ class SAND(Method):
         return banned
 
     def _forget_kl(self, ctx: TrainContext, pairs: EncodedPairs, idx: list[int]) -> torch.Tensor:
-        student = answer_logits(ctx.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits,
-                                pairs)
-        teacher = answer_logits(ctx.reference_logits(pairs), pairs)
+        student, teacher = target_logits(ctx.model, pairs), ctx.reference_target_logits(pairs)
         return suppressed_kl(student, teacher, self._banned(ctx, pairs, idx, student.shape[-1]))
 
     def loss(self, ctx, batch):
