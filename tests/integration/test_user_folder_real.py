@@ -5,7 +5,8 @@ answer, cloze, subject per line; no ids, no paraphrases, no neighbours), unlearn
 The folder is built from builtin:realfacts: forget.jsonl (the 20 forget facts of forget20), retain.jsonl (its 122
 retain facts) and holdout.jsonl (60 facts the model does not know: the control). A benchmark (~13-20 min a
 method on 2 cores; docs/methods.md, "A user's folder"). On the draw of 2026-12-06, with SAND's answer located by
-substring, neither NPO nor SAND met the rule; on today's draw (2026-12-07) SAND met it at step 40.
+substring, neither NPO nor SAND met the rule; on the stratified draw (2026-12-07) both did: SAND at step 40 (55 with
+the probe on the card's facts), NPO at step 50.
 """
 
 import json
@@ -63,7 +64,8 @@ def test_until_forgotten_on_a_users_folder_trains_and_probes_the_chat_form(folde
     # NPO 0.30 (step 60 kept), SAND 0.25 (step 15 kept); retain chat 0.80 -> NPO 0.60, SAND 0.70. 2026-12-07, SAND
     # on today's draw: met at step 40, probe forget chat 0.90 -> 0.05, cloze 0.70 -> 0.05, retain chat 0.85 -> 0.90
     # (the card on 60 retain facts: 0.80). With the probe on the card's facts (later that day): met at step 55, forget
-    # chat 0.90 -> 0.00, cloze 0.70 -> 0.05, retain chat 0.87 -> 0.82 (60 facts).
+    # chat 0.90 -> 0.00, cloze 0.70 -> 0.05, retain chat 0.87 -> 0.82 (60 facts). NPO, same probe: met at step 50, forget
+    # chat 0.90 -> 0.10, cloze 0.70 -> 0.00, retain chat 0.87 -> 0.83 (its holdout chat rose 0.02 -> 0.23).
     assert kept["forget"]["chat"] <= before["forget"]["chat"] - 0.5, (before, kept)
     assert kept["retain"]["chat"] >= before["retain"]["chat"] - (0.3 if method == "npo" else 0.2), (before, kept)
     if method == "sand":  # QA and cloze at the control's level
