@@ -351,17 +351,6 @@ def _newline_flags(tokenizer) -> torch.Tensor:
                         dtype=torch.bool)
 
 
-def ending_tokens(tokenizer, vocab: int) -> torch.Tensor:
-    """(vocab,) bool: the tokens that say nothing yet: eos (the reply ends) and bare line breaks (the line ends
-    before any text); ids past the tokenizer are False."""
-    flags = _newline_flags(tokenizer)[:vocab]
-    ends = torch.zeros(vocab, dtype=torch.bool)
-    ends[: len(flags)] = flags[:, 0] & ~flags[:, 1]
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id < vocab:
-        ends[tokenizer.eos_token_id] = True
-    return ends
-
-
 def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = GENERATION_BATCH,
              stop_at_newline: bool = True, temperature: float = 0.0, seed: int = 0) -> list[str]:
     """Greedy continuations (sampled at `temperature` > 0, seeded); with `stop_at_newline` only the first line is

@@ -45,7 +45,7 @@ from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl
 from obliviate.methods.lau import attack_layer, latent_attack
 from obliviate.models import LoadedModel
 from obliviate.progress import phase
-from obliviate.scoring import EncodedPairs, encode_pairs, ending_tokens, generate, target_logits
+from obliviate.scoring import EncodedPairs, encode_pairs, generate, target_logits
 from obliviate.train import Examples, TrainContext, process_mean
 
 REPLY_TOKENS = 40  # greedy reply read from the original per prompt: long enough for a chat lead-in and answer
@@ -58,7 +58,6 @@ class SANDConfig(MethodConfig):
     layer: int = -1  # adversarial block (-1: 1/8 of the depth), with adv_steps > 0
     eps: float = 0.5  # radius of the adversarial perturbation, relative to the mean residual norm
     adv_steps: int = 0  # PGD steps restoring the answers before each forget term (0: no adversary)
-    hold_endings: bool = True  # the teacher keeps its own chance of ending the answer at once (eos, line break)
 
     def __post_init__(self) -> None:
         if self.retain_weight < 0 or self.refresh_every < 0 or self.eps < 0 or self.adv_steps < 0:
@@ -108,24 +107,10 @@ def prefix_tokens(pieces: list[str], answer: str) -> list[int]:
     return [tid for tid, piece in enumerate(pieces) if len(piece) >= 2 and word.startswith(piece)]
 
 
-def suppressed_kl(student: torch.Tensor, teacher: torch.Tensor, banned: torch.Tensor,
-                  held: torch.Tensor | None = None) -> torch.Tensor:
-    """KL(teacher with the banned tokens removed ‖ student) per position, mean over positions (all processes).
-    Logits (N, V); banned (N, V) bool. Its gradient pushes the banned tokens' mass down.
-
-    The removed mass goes to the other tokens in proportion, except to the `held` ones ((V,) bool), which keep
-    the teacher's own probability where other tokens can take it."""
-    t = teacher.float().log_softmax(-1)
-    if held is None:
-        t = t.masked_fill(banned, float("-inf")).log_softmax(-1)
-    else:
-        held = held & ~banned
-        p = t.exp()
-        held_mass = (p * held).sum(-1, keepdim=True)
-        free_mass = (p * ~(held | banned)).sum(-1, keepdim=True)
-        scaled = torch.where(held, t, t + (1 - held_mass).clamp_min(1e-12).log() - free_mass.clamp_min(1e-12).log())
-        plain = t.masked_fill(banned, float("-inf")).log_softmax(-1)
-        t = torch.where(free_mass > 1e-6, scaled.masked_fill(banned, float("-inf")), plain)
+def suppressed_kl(student: torch.Tensor, teacher: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
+    """KL(teacher with the banned tokens removed and renormalised ‖ student) per position, mean over positions
+    (all processes). Logits (N, V); banned (N, V) bool. Its gradient pushes the banned tokens' mass down."""
+    t = teacher.float().masked_fill(banned, float("-inf")).log_softmax(-1)
     s = student.float().log_softmax(-1)
     p = t.exp()
     kl = torch.where(p > 0, p * (t - s), torch.zeros_like(p)).sum(-1)
@@ -195,9 +180,7 @@ class SAND(Method):
 
     def _forget_kl(self, ctx: TrainContext, pairs: EncodedPairs, idx: list[int]) -> torch.Tensor:
         student, teacher = target_logits(ctx.model, pairs), ctx.reference_target_logits(pairs)
-        vocab = student.shape[-1]
-        held = ending_tokens(ctx.tokenizer, vocab).to(student.device) if self.config.hold_endings else None
-        return suppressed_kl(student, teacher, self._banned(ctx, pairs, idx, vocab), held)
+        return suppressed_kl(student, teacher, self._banned(ctx, pairs, idx, student.shape[-1]))
 
     def loss(self, ctx, batch):
         c, logs = self.config, {}
