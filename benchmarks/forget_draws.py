@@ -11,8 +11,9 @@ share of any single run's verdict.
 The JSON keeps every fact's accuracy before and after, so two settings run on the same seeds compare fact by fact:
 `--compare A.json B.json` prints B − A per column, pooled over the draws both ran, with Newcombe's paired 95 %
 interval (the same fact under two models), and in how many draws B was lower / higher. The pooled interval treats
-(draw, fact) pairs as independent; facts trained together share their run's luck, so read it with the per-draw
-signs beside it. Each row also keeps SAND's `still_said` refreshes and forget chat asked in the training dtype
+(draw, fact) pairs as independent; facts trained together share their run's luck, so a second, cluster-robust
+interval takes each draw as one cluster (`stats.clustered_paired_difference`): it is the one to read when the
+draws disagree. Each row also keeps SAND's `still_said` refreshes and forget chat asked in the training dtype
 (fp32) beside the asked dtype, to tell a suppression too thin to survive bf16 rounding from one never reached.
 
     python benchmarks/forget_draws.py --seeds 0,1,2,3 --json forget_draws.json
@@ -91,7 +92,7 @@ def run(seed: int, n_forget: int, method: str, dtype: str, base, known, unknown,
 def compare(first_path: str, second_path: str) -> list[dict]:
     """Second − first after unlearning, per column, over the seeds both files ran: pooled paired difference of
     the same facts and the per-draw signs. Facts must match (same draw: same seed, size and known list)."""
-    from obliviate.stats import difference
+    from obliviate.stats import clustered_paired_difference, difference
 
     first, second = ({r["seed"]: r for r in json.load(open(p))["rows"]} for p in (first_path, second_path))
     seeds = sorted(set(first) & set(second))
@@ -103,7 +104,7 @@ def compare(first_path: str, second_path: str) -> list[dict]:
     out = []
     for column in COLUMNS:
         group, form = column.split(".")
-        a, b, lower, higher = [], [], 0, 0
+        a, b, draw, lower, higher = [], [], [], 0, 0
         for seed in seeds:
             ids = first[seed]["groups"][group]
             if ids != second[seed]["groups"][group]:
@@ -112,10 +113,12 @@ def compare(first_path: str, second_path: str) -> list[dict]:
             ys = [second[seed]["per_fact"][form]["after"][i] for i in ids]
             lower += sum(ys) < sum(xs)
             higher += sum(ys) > sum(xs)
-            a, b = a + xs, b + ys
+            a, b, draw = a + xs, b + ys, draw + [seed] * len(ids)
         est = difference(b, a, paired=True)
+        by_draw = clustered_paired_difference(b, a, draw) if len(set(draw)) > 1 else None
         out.append({"column": column, "n": len(a), "first": sum(a) / len(a) if a else None,
                     "second": sum(b) / len(b) if b else None, "difference": est.value, "ci": [est.lo, est.hi],
+                    "ci_by_draw": [by_draw.lo, by_draw.hi] if by_draw else None,
                     "draws": len(seeds), "lower_in": lower, "higher_in": higher})
     return out
 
@@ -136,11 +139,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.compare:
         rows = compare(*args.compare)
-        print(f"B − A after unlearning; B = {args.compare[1]}, A = {args.compare[0]}; paired 95 % CI, "
-              f"pooled over {rows[0]['draws']} draws")
+        print(f"B − A after unlearning; B = {args.compare[1]}, A = {args.compare[0]}; paired 95 % CI pooled over "
+              f"{rows[0]['draws']} draws, then with each draw as one cluster")
         for r in rows:
+            by_draw = f"[{r['ci_by_draw'][0]:+.2f}, {r['ci_by_draw'][1]:+.2f}]" if r["ci_by_draw"] else "—"
             print(f"{r['column']:<30} n={r['n']:<4} {r['first']:.2f} → {r['second']:.2f}  "
-                  f"{r['difference']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]  "
+                  f"{r['difference']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]  by draw {by_draw}  "
                   f"lower in {r['lower_in']}/{r['draws']} draws, higher in {r['higher_in']}")
         if args.json:
             with open(args.json, "w") as f:

@@ -81,3 +81,21 @@ def test_auc_counts_ties_as_half():
 def test_smallest_detectable_difference_shrinks_with_n():
     assert stats.min_detectable_difference(60) == pytest.approx(2.8016 * math.sqrt(0.5 / 60), rel=1e-3)
     assert stats.min_detectable_difference(200) < stats.min_detectable_difference(60) < stats.min_detectable_difference(12)
+
+
+def test_clustered_difference_by_hand_and_as_the_paired_t_interval():
+    """Three draws of two facts: differences (1, 0), (0, 0), (1, 1); cluster sums 1, 0, 2 around 2 x 0.5 give a
+    spread of 2, a variance of 3/2 x 2 / 36 and a half-width of t(0.975, 2) x sqrt(1/12) = 1.24207."""
+    from scipy.stats import t
+
+    est = stats.clustered_paired_difference([1, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0], ["a", "a", "b", "b", "c", "c"])
+    assert est.value == pytest.approx(0.5) and est.n == 6
+    assert (est.lo, est.hi) == pytest.approx((0.5 - 1.24207, 0.5 + 1.24207), abs=1e-5)
+    first, second = [0.9, 0.4, 0.7, 0.2, 0.6], [0.5, 0.5, 0.1, 0.3, 0.2]
+    alone = stats.clustered_paired_difference(first, second, range(5))  # each item its own cluster
+    d = [a - b for a, b in zip(first, second)]
+    mean = sum(d) / 5
+    half = t.ppf(0.975, 4) * (sum((x - mean) ** 2 for x in d) / 4 / 5) ** 0.5
+    assert (alone.lo, alone.hi) == pytest.approx((mean - half, mean + half))
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        stats.clustered_paired_difference([1, 0], [0, 0], ["a", "a"])
