@@ -95,6 +95,11 @@ def target_logits(model, pairs: EncodedPairs) -> torch.Tensor:
     return logits[predicts[:, keep]].float()
 
 
+def target_labels(pairs: EncodedPairs) -> torch.Tensor:
+    """The target tokens, row-major (N_target_tokens,): what `target_logits` predicts."""
+    return pairs.input_ids[:, 1:][pairs.target_mask[:, 1:]]
+
+
 def on_targets(pairs: EncodedPairs, values: torch.Tensor) -> torch.Tensor:
     """One value per target token (row-major, as `target_logits` orders them) placed at its position in a
     (B, T-1) grid aligned to input_ids[:, 1:], zero elsewhere; differentiable."""
@@ -107,8 +112,7 @@ def token_logprobs(model, batch: EncodedPairs) -> torch.Tensor:
 
     Differentiable; the training loop and the scorers both use it.
     """
-    labels = batch.input_ids[:, 1:][batch.target_mask[:, 1:]]
-    return on_targets(batch, selective_log_softmax(target_logits(model, batch), labels))
+    return on_targets(batch, selective_log_softmax(target_logits(model, batch), target_labels(batch)))
 
 
 def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

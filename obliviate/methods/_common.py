@@ -14,7 +14,7 @@ import zlib
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.scoring import EncodedPairs, on_targets, pairs_from_ids, selective_log_softmax
+from obliviate.scoring import EncodedPairs, on_targets, pairs_from_ids, selective_log_softmax, target_labels
 from obliviate.train import TrainContext
 
 REFUSALS = (
@@ -55,11 +55,6 @@ def build_pairs(prompts: list[list[int]], targets: list[list[int]], pad_id: int,
 def with_targets(pairs: EncodedPairs, targets: list[list[int]], pad_id: int) -> EncodedPairs:
     """Right-padded prompt+target batch: the prompts of `pairs` followed by new target ids."""
     return build_pairs(prompt_ids(pairs), targets, pad_id, pairs.input_ids.device)
-
-
-def target_labels(pairs: EncodedPairs) -> torch.Tensor:
-    """The target tokens, row-major (N_target_tokens,): what `target_logits` predicts."""
-    return pairs.input_ids[:, 1:][pairs.target_mask[:, 1:]]
 
 
 def pairs_logprob(logits: torch.Tensor, pairs: EncodedPairs) -> torch.Tensor:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from obliviate.errors import ConfigError
-from obliviate.methods._common import greedy_known, target_labels
+from obliviate.methods._common import greedy_known
 from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl, target_nll
-from obliviate.scoring import on_targets, selective_log_softmax, target_logits
+from obliviate.scoring import on_targets, selective_log_softmax, target_labels, target_logits
 from obliviate.train import process_mean
 
 
