@@ -47,6 +47,7 @@ class AuditConfig:
     forms: list[str] = field(default_factory=lambda: list(FORMS))  # asked by the cards' per-form metric
     examples: int = 4  # forget facts shown before/after (plus half as many retain facts)
     seed: int = 0
+    attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per attack: its settings (`--set`)
 
 
 def seed_everything(seed: int) -> None:
@@ -210,7 +211,8 @@ def audit(model: ModelSpec, original: ModelSpec | None, task: TaskSpec, out_dir:
     for name in names:
         stages.run(f"attack:{name}", lambda name=name: attack(
             load("model"), load("task"), load("original"), [name], config.budget, reference=load("reference"),
-            seed=config.seed, progress=False).save(out / "attacks" / f"{name}.json"), config.seed)
+            seed=config.seed, progress=False, options=config.attack_options).save(out / "attacks" / f"{name}.json"),
+            config.seed)
     if names:
         merge_attacks(out, names)
 
@@ -258,10 +260,13 @@ def _summary(console: Console, out: Path, report: Path) -> None:
 
 def run_audit_command(model: str, original: str | None, task: str, out: Path | None, reference: str | None,
                       attacks: str | None, metrics: str | None, max_facts: int, steps: int, samples: int,
-                      seconds: float, attack_facts: int, seed: int) -> Path:
-    """What `obliviate audit` does (comma lists for attacks and metrics; "none" runs no attack)."""
+                      seconds: float, attack_facts: int, seed: int, settings: list[str] | None = None) -> Path:
+    """What `obliviate audit` does (comma lists for attacks and metrics; "none" runs no attack; `settings`:
+    `--set attack.key=value` items)."""
+    from obliviate.redteam import attack_options
+
     names = None if attacks in (None, "all") else [] if attacks == "none" else [a.strip() for a in attacks.split(",")]
     budget = Budget(steps=steps, samples=samples, seconds=seconds, max_facts=attack_facts)
     config = AuditConfig(metrics=metrics.split(",") if metrics else None, attacks=names, budget=budget,
-                         max_facts=max_facts, seed=seed)
+                         max_facts=max_facts, seed=seed, attack_options=attack_options(settings or []))
     return audit(model, original, task, out, reference, config)

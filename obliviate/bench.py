@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class BenchConfig:
     examples: int = 4  # forget facts shown before/after in the report
     seed: int = 0
     seeds: int = 1  # unlearning repeated with seeds seed, seed+1, ...; rows then show mean ± sd across seeds
+    attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per attack: its settings (`--set`)
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -287,7 +288,7 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
             if names:
                 seed_everything(config.seed)
                 report = attack(run.lm, load("task"), load("original"), names, budget, reference=load("reference"),
-                                seed=config.seed, progress=False).to_dict()
+                                seed=config.seed, progress=False, options=config.attack_options).to_dict()
                 write_json(sub / "attacks.json", report)
             if final and k == 0:
                 add_examples(out / "generations.building.json", label, run.lm, load("task"), load("original"),
@@ -324,9 +325,13 @@ def bench(task: TaskSpec, methods: str | list[str], attacks: str | list[str] | N
 
 def run_bench_command(task: str, methods: str, attacks: str | None, sweep: str | None, steps: int, lr: float | None,
                       metrics: str | None, max_facts: int, attack_steps: int, attack_seconds: float,
-                      attack_facts: int, seed: int, out: Path | None, seeds: int = 1, forms: str = "auto") -> Path:
-    """What `obliviate bench` does (comma lists; attacks "all" runs every attack, None runs none)."""
+                      attack_facts: int, seed: int, out: Path | None, seeds: int = 1, forms: str = "auto",
+                      settings: list[str] | None = None) -> Path:
+    """What `obliviate bench` does (comma lists; attacks "all" runs every attack, None runs none; `settings`:
+    `--set attack.key=value` items)."""
+    from obliviate.redteam import attack_options
+
     config = BenchConfig(steps=steps, lr=lr, metrics=metrics.split(",") if metrics else None, max_facts=max_facts,
-                         seed=seed, seeds=seeds, forms=forms)
+                         seed=seed, seeds=seeds, forms=forms, attack_options=attack_options(settings or []))
     budget = Budget(steps=attack_steps, seconds=attack_seconds, max_facts=attack_facts)
     return bench(task, methods, attacks, budget, sweep, out, config)

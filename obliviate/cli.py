@@ -34,6 +34,7 @@ def options(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progre
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'default', a local model dir, a HF id, or taught:TASK / reference:TASK.")]
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="builtin:people:CONFIG:FORGET, builtin:realfacts, a task YAML or a folder.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/COMMAND-TIMESTAMP).")]
+ATTACK_SET_HELP = "Attack setting attack.key=value (repeatable), e.g. adversarial_suffix.preset=gcg."
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -186,8 +187,7 @@ def attack(
     max_facts: Annotated[int, typer.Option(help="Budget: target facts per attack.")] = 30,
     reference: Annotated[str | None, typer.Option(help="Exact-unlearning reference: the control (same facts). "
                                                   "Default: the model on the task's holdout facts.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Attack setting attack.key=value (repeatable), "
-                                                   "e.g. adversarial_suffix.preset=gcg.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=ATTACK_SET_HELP)] = None,
     out: OutOpt = None,
 ) -> None:
     from obliviate.attacks import Budget
@@ -221,12 +221,13 @@ def audit(
     seconds: Annotated[float, typer.Option(help="Attack budget: seconds per attack.")] = 300.0,
     attack_facts: Annotated[int, typer.Option(help="Attack budget: target facts.")] = 30,
     seed: int = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=ATTACK_SET_HELP)] = None,
     out: OutOpt = None,
 ) -> None:
     from obliviate.audit import run_audit_command
 
     run_audit_command(model, original, task, out, reference, attacks, metrics, max_facts, steps, samples, seconds,
-                      attack_facts, seed)
+                      attack_facts, seed, set_)
 
 
 @app.command(help="Unlearn with each method under one budget, evaluate and attack each: one table + plots (resumable)."
@@ -248,12 +249,13 @@ def bench(
     seeds: Annotated[int, typer.Option(help="Repeat each unlearning with this many seeds (mean ± sd across them).")] = 1,
     forms: Annotated[str, typer.Option(help="Forms every method trains on (as in `unlearn`; 'auto': every direct "
                                             "form, the chat turn included).")] = "auto",
+    set_: Annotated[list[str] | None, typer.Option("--set", help=ATTACK_SET_HELP)] = None,
     out: OutOpt = None,
 ) -> None:
     from obliviate.bench import run_bench_command
 
     run_bench_command(task, methods, attacks, sweep, steps, lr, metrics, max_facts, attack_steps, attack_seconds,
-                      attack_facts, seed, out, seeds, forms)
+                      attack_facts, seed, out, seeds, forms, set_)
 
 
 @app.command(help="RESTOR: corrupt known facts with wrong objects, unlearn the corruption, report how much of the "

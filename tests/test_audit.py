@@ -107,3 +107,29 @@ def test_audit_killed_with_sigkill_resumes_with_identical_numbers(tmp_path):
     assert first_attack.stat().st_mtime_ns == stamp, "the finished attack was redone"
     assert (out / "report.html").exists()
     assert _numbers(out) == _numbers(fresh)
+
+
+def test_attack_settings_reach_every_attack_and_the_manifest(tmp_path, monkeypatch):
+    """`obliviate audit --set best_of_n.temperature=0.3` (and bench's): the attack gets the setting, audit.json
+    records it, and a wrong attack or key fails in one line before any model loads."""
+    from typer.testing import CliRunner
+
+    from obliviate.cli import app
+    from obliviate.redteam import attack_options
+
+    seen = []
+    real_attack = redteam.attack
+
+    def record(*args, **kwargs):
+        seen.append(kwargs.get("options"))
+        return real_attack(*args, **kwargs)
+
+    monkeypatch.setattr(redteam, "attack", record)
+    config = AuditConfig(metrics=["forms"], attacks=["best_of_n"], budget=Budget(max_facts=2, samples=2), max_facts=2,
+                         examples=1, attack_options=attack_options(["best_of_n.temperature=0.3"]))
+    out = audit(tiny_model(seed=3), None, people_task("test"), tmp_path / "audit", config=config, progress=False)
+    assert seen == [{"best_of_n": {"temperature": 0.3}}]
+    assert read_json(out / "audit.json")["config"]["attack_options"] == {"best_of_n": {"temperature": 0.3}}
+    for command in (["audit", "--model", "no-such-model"], ["bench", "--methods", "ga"]):
+        result = CliRunner().invoke(app, [*command, "--task", "builtin:people:test", "--set", "best_of_n.heat=2"])
+        assert result.exit_code != 0 and "its settings: temperature" in str(result.exception), result.output
