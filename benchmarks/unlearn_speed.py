@@ -11,7 +11,7 @@ FLOP rate (6 x parameters x tokens/s, the usual forward + backward count) as a s
     python benchmarks/unlearn_speed.py --model default --steps 4 --json speed.json
     python benchmarks/unlearn_speed.py --methods ga,npo --mixed-precision bf16   # bf16 autocast, fp32 weights
     python benchmarks/unlearn_speed.py --pairs my_pairs.jsonl --batch 4 --methods npo,graddiff
-    python benchmarks/unlearn_speed.py --methods npo,npo_full_logits,graddiff,graddiff_full_logits
+    python benchmarks/unlearn_speed.py --methods npo,npo_full_logits,graddiff,graddiff_full_logits --forms qa,chat,cloze
 """
 
 from __future__ import annotations
@@ -41,20 +41,22 @@ def matmul_rate(dtype: str, size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def examples(pairs: str | None):
-    """(forget, retain) examples: builtin:people:small's QA, or a fact file's first half and second half."""
+def examples(pairs: str | None, forms: tuple[str, ...], tokenizer):
+    """(forget, retain) examples in `forms`: builtin:people:small's facts, or a fact file's first half and second
+    half."""
     from obliviate.data.io import load_facts
     from obliviate.data.people import people_task
     from obliviate.unlearn import fact_examples
 
     if pairs is None:
         task = people_task("small")
-        return fact_examples(task.forget), fact_examples(task.retain)
-    facts = load_facts(pairs)
-    if len(facts) < 2:
-        raise SystemExit(f"{pairs}: need at least 2 question/answer pairs, found {len(facts)}")
-    half = len(facts) // 2
-    return fact_examples(facts[:half]), fact_examples(facts[half:])
+        forget, retain = task.forget, task.retain
+    else:
+        facts = load_facts(pairs)
+        if len(facts) < 2:
+            raise SystemExit(f"{pairs}: need at least 2 question/answer pairs, found {len(facts)}")
+        forget, retain = facts[: len(facts) // 2], facts[len(facts) // 2 :]
+    return fact_examples(forget, forms, tokenizer=tokenizer), fact_examples(retain, forms, tokenizer=tokenizer)
 
 
 FULL = "_full_logits"
@@ -77,7 +79,7 @@ def unembed_every_position() -> None:
 
 
 def measure(method: str, model: str, steps: int, batch: int, lora: bool, precision: str = "no",
-            pairs: str | None = None) -> dict:
+            pairs: str | None = None, forms: tuple[str, ...] = ("qa",)) -> dict:
     """Runs inside the subprocess: one warm-up step, then `steps` timed steps."""
     import torch
 
@@ -89,7 +91,7 @@ def measure(method: str, model: str, steps: int, batch: int, lora: bool, precisi
     from obliviate.train import TrainConfig, run_training
 
     lm = load_model(model)
-    forget, retain = examples(pairs)
+    forget, retain = examples(pairs, forms, lm.tokenizer)
     name = method.removesuffix(FULL)
     if method.endswith(FULL):
         unembed_every_position()
@@ -130,19 +132,22 @@ def main() -> None:
                         help="autocast over the fp32 weights (TrainConfig.mixed_precision)")
     parser.add_argument("--pairs", help="a fact file (JSONL / JSON / CSV with question, answer): first half forget, "
                         "second half retain (default: builtin:people:small)")
+    parser.add_argument("--forms", default="qa", help="forms the rows are written in (qa,chat,cloze: how real "
+                        "knowledge is trained, a long chat prompt before a short answer)")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.model, args.steps, args.batch, args.lora, args.mixed_precision,
-                                 args.pairs)))
+                                 args.pairs, tuple(args.forms.split(",")))))
         return
     rates = {dtype: matmul_rate(dtype) for dtype in ("float32", "bfloat16")}
     print(f"2048^2 matmul: {rates['float32']:.0f} GFLOP/s fp32, {rates['bfloat16']:.0f} GFLOP/s bf16")
     rows = []
     for method in args.methods.split(","):
         cmd = [sys.executable, __file__, "--child", method, "--model", args.model, "--steps", str(args.steps),
-               "--batch", str(args.batch), "--mixed-precision", args.mixed_precision] + (["--lora"] if args.lora else [])
+               "--batch", str(args.batch), "--mixed-precision", args.mixed_precision, "--forms", args.forms]
+        cmd += ["--lora"] if args.lora else []
         cmd += ["--pairs", args.pairs] if args.pairs else []
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
