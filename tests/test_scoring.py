@@ -176,10 +176,10 @@ def test_target_logits_unembed_only_target_positions_and_equal_the_full_logits(l
 
     pairs = S.encode_pairs(lm.tokenizer, PROMPTS + [""], TARGETS + ["a whole document"])
     seen = []
-    lm.model.lm_head.register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
+    hook = lm.model.lm_head.register_forward_hook(lambda m, i, o: seen.append(o.shape[1]))
     full = lm.model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
     got = S.target_logits(lm.model, pairs)
-    lm.model.lm_head._forward_hooks.clear()
+    hook.remove()
     assert torch.equal(got, full[:, :-1][pairs.target_mask[:, 1:]])
     assert seen[1] == int(pairs.target_mask[:, 1:].any(0).sum()) < seen[0]  # fewer positions unembedded
     prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]

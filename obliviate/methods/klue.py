@@ -32,8 +32,7 @@ def neuron_attribution(model: torch.nn.Module, pairs: EncodedPairs) -> torch.Ten
     """Gradient × activation of every `down_proj` input neuron for the pairs' answers: (n_layers, d_ff)."""
     names = [f"mlp_in.{i}" for i in range(n_layers(model))]
     with capture(model, *names, detach=False) as acts:
-        logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask).logits
-    logp = pairs_logprob(logits[:, :-1][pairs.target_mask[:, 1:]], pairs).sum()
+        logp = pairs_logprob(target_logits(model, pairs), pairs).sum()
     grads = torch.autograd.grad(logp, [acts[n] for n in names])
     pred = torch.zeros_like(pairs.target_mask)
     pred[:, :-1] = pairs.target_mask[:, 1:]  # positions whose next token is an answer token

@@ -45,7 +45,7 @@ from obliviate.methods.base import METHODS, Method, MethodConfig, retain_kl
 from obliviate.methods.lau import attack_layer, latent_attack
 from obliviate.models import LoadedModel
 from obliviate.progress import phase
-from obliviate.scoring import EncodedPairs, encode_pairs, generate, target_logits
+from obliviate.scoring import EncodedPairs, encode_pairs, generate, target_labels, target_logits
 from obliviate.train import Examples, TrainContext, process_mean
 
 REPLY_TOKENS = 40  # greedy reply read from the original per prompt: long enough for a chat lead-in and answer
@@ -167,7 +167,7 @@ class SAND(Method):
         """Each answer position's own token, and at each row's first answer position every prefix of the answer."""
         if not hasattr(self, "prefixes"):
             self.pieces, self.prefixes = vocabulary_pieces(ctx.tokenizer), {}
-        said = pairs.input_ids[:, 1:][pairs.target_mask[:, 1:]]
+        said = target_labels(pairs)
         banned = torch.zeros(len(said), vocab, dtype=torch.bool, device=said.device)
         banned[torch.arange(len(said)), said] = True
         firsts = pairs.target_mask[:, 1:].sum(-1).cumsum(0) - pairs.target_mask[:, 1:].sum(-1)
