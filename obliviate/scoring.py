@@ -81,18 +81,40 @@ def pairs_from_ids(prompt_ids: Sequence[list[int]], target_ids: Sequence[list[in
     return EncodedPairs(input_ids, attention, target_mask)
 
 
-def target_logits(model, pairs: EncodedPairs) -> torch.Tensor:
+def target_logits(model, pairs: EncodedPairs, head: torch.nn.Module | None = None) -> torch.Tensor:
     """Logits at the positions that predict target tokens, row-major (N_target_tokens, V) float; differentiable.
 
-    Only the positions where some row predicts a target are unembedded (`logits_to_keep`), so short answers
-    after long prompts skip most of the vocabulary-wide work (the unembedding, the softmax and their backward).
-    The rows keep their layout, so per-position hooks (steering, latent perturbations) still line up. Equal to
-    `model(...).logits[:, :-1][target_mask[:, 1:]]` up to rounding.
+    Only those positions are unembedded, so short answers after long prompts skip most of the vocabulary-wide
+    work (the unembedding, the softmax and their backward). The positions where some row predicts a target go
+    to the model as `logits_to_keep`, and a pre-hook on the output head keeps each row's own target positions
+    of those (right-padded rows of different lengths have their answers in different columns). The decoder
+    runs on the whole batch in its layout, so per-position hooks (steering, latent perturbations) still line
+    up. Equal to `model(...).logits[:, :-1][target_mask[:, 1:]]` up to rounding. `head`: the output head, for
+    a `model` given as a function (default: the model's own).
     """
     predicts = pairs.target_mask[:, 1:]  # (B, T-1): position p predicts token p + 1
     keep = predicts.any(0).nonzero().squeeze(1)
-    logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask, logits_to_keep=keep).logits
-    return logits[predicts[:, keep]].float()
+    rows = predicts[:, keep]  # (B, K): which kept positions predict a target in each row
+    head = head if head is not None else _output_head(model)
+
+    def only_targets(_module, args):
+        return (args[0][rows].unsqueeze(0), *args[1:])  # (B, K, H) -> (1, N, H)
+
+    handle = head.register_forward_pre_hook(only_targets)
+    try:
+        logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask, logits_to_keep=keep).logits
+    finally:
+        handle.remove()
+    return logits[0].float()
+
+
+def _output_head(model) -> torch.nn.Module:
+    """The module that unembeds hidden states (under a DistributedDataParallel or PEFT wrapper too)."""
+    inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    head = inner.get_output_embeddings()
+    if head is None:
+        raise TypeError(f"{type(inner).__name__} has no output embeddings to unembed target positions with")
+    return head
 
 
 def target_labels(pairs: EncodedPairs) -> torch.Tensor:

@@ -97,7 +97,8 @@ class KLUE(Method):
         outer = {id(p): n for n, p in ctx.model.named_parameters()}  # the same tensors under a DDP wrapper's names
         masked = {outer[id(params[n])]: params[n].detach() + m * (params[n] - params[n].detach())
                   for n, m in self._masks.items()}
-        logits = target_logits(lambda **inputs: functional_call(ctx.model, masked, (), inputs, strict=False), pairs)
+        logits = target_logits(lambda **inputs: functional_call(ctx.model, masked, (), inputs, strict=False), pairs,
+                               head=ctx.unwrapped.get_output_embeddings())
         return pairs_logprob(logits, pairs), greedy_known(logits, pairs)
 
     def loss(self, ctx, batch):
