@@ -34,6 +34,7 @@ import torch
 from obliviate.errors import ConfigError
 from obliviate.hooks import block_path, capture
 from obliviate.models import LoadedModel, cache_dir
+from obliviate.progress import phase
 from obliviate.runs import read_json, write_json
 from obliviate.scoring import encode_pairs
 
@@ -145,11 +146,13 @@ def generic_corpus(lm: LoadedModel, n_texts: int = 96, max_new_tokens: int = 48,
     openings = [NEUTRAL_OPENINGS[i % len(NEUTRAL_OPENINGS)] for i in range(n_texts)]
     torch.manual_seed(seed)
     texts: list[str] = []
-    for i in range(0, n_texts, 16):
-        enc = tok(openings[i : i + 16], return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-        out = lm.model.generate(**enc, do_sample=True, top_k=50, temperature=1.0, max_new_tokens=max_new_tokens,
-                                pad_token_id=tok.pad_token_id)
-        texts += tok.batch_decode(out, skip_special_tokens=True)
+    with phase("editing: generic corpus (once per model)", total=-(-n_texts // 16)) as step:
+        for i in range(0, n_texts, 16):
+            enc = tok(openings[i : i + 16], return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+            out = lm.model.generate(**enc, do_sample=True, top_k=50, temperature=1.0, max_new_tokens=max_new_tokens,
+                                    pad_token_id=tok.pad_token_id)
+            texts += tok.batch_decode(out, skip_special_tokens=True)
+            step()
     if use_cache:
         write_json(path, {"model": lm.source, "texts": texts})
     return texts
@@ -192,14 +195,16 @@ def key_second_moment(lm: LoadedModel, layer: int, texts: list[str] | None = Non
         return KeyStats(layer, saved["moment"], saved["n_tokens"])
     total, count = None, 0
     name = f"mlp_in.{layer}"
-    for i in range(0, len(texts), batch_size):
-        chunk = texts[i : i + batch_size]
-        batch = encode_pairs(lm.tokenizer, chunk, [""] * len(chunk)).to(lm.device)
-        with capture(lm.model, name) as acts:
-            lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        k = acts[name][batch.attention_mask.bool()].double()  # (tokens, d_ff)
-        total = k.T @ k if total is None else total + k.T @ k
-        count += len(k)
+    with phase(f"editing: key statistics of block {layer} (once per model)", total=-(-len(texts) // batch_size)) as step:
+        for i in range(0, len(texts), batch_size):
+            chunk = texts[i : i + batch_size]
+            batch = encode_pairs(lm.tokenizer, chunk, [""] * len(chunk)).to(lm.device)
+            with capture(lm.model, name) as acts:
+                lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            k = acts[name][batch.attention_mask.bool()].double()  # (tokens, d_ff)
+            total = k.T @ k if total is None else total + k.T @ k
+            count += len(k)
+            step()
     stats = KeyStats(layer, (total / count).float(), count)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ A single request at one layer with the "exact" solver is ROME; several requests 
 >>> from obliviate.models import tiny_model
 >>> lm = tiny_model()
 >>> req = EditRequest("Mara Quill", ("{} was born in",), "Paris")
->>> result = edit(lm, [req], EditConfig(layers=(1,), steps=3, n_prefixes=1, corpus=("Hello there.",) * 4))
+>>> result = edit(lm, [req], EditConfig(layers=(0,), steps=3, n_prefixes=1, corpus=("Hello there.",) * 4))
 >>> result.layers
-(1,)
+(0,)
 >>> result.undo()  # the weights are back to what they were
 """
 
@@ -47,6 +47,7 @@ from obliviate.editing.sadr import AttentionDriftRegulariser, SADRConfig, eager_
 from obliviate.errors import ConfigError
 from obliviate.hooks import hooks, n_layers, trainable_only
 from obliviate.models import LoadedModel
+from obliviate.progress import phase
 from obliviate.scoring import selective_log_softmax
 
 
@@ -274,11 +275,13 @@ def edit(lm: LoadedModel, requests: list[EditRequest], config: EditConfig | None
     prefixes = context_prefixes(lm, config.n_prefixes, config.prefix_tokens, config.seed)
     z_layer = layers[-1]
     targets, nlls, shares = [], [], []
-    for req in requests:
-        z, nll, share = optimise_target(lm, req, z_layer, prefixes, config)
-        targets.append(z)
-        nlls.append(nll)
-        shares.append(share)
+    with phase("editing: target vector per subject", total=len(requests)) as step:
+        for req in requests:
+            z, nll, share = optimise_target(lm, req, z_layer, prefixes, config)
+            targets.append(z)
+            nlls.append(nll)
+            shares.append(share)
+            step(req.subject)
     z = torch.stack(targets, 1)  # (d, n)
     texts = [r.texts(prefixes) for r in requests]
     subjects = [r.subject for r in requests]
