@@ -157,17 +157,47 @@ class _Prefilled:
     next_logits: torch.Tensor  # (B, V) float
 
 
+SHARED_PREFIX_MIN = 8  # tokens every prompt of a batch starts with, from which they are run once (a chat header)
+
+
+def _shared_prefix(prompt_ids: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every prompt shares, leaving each at least one token of its own; 0 when under
+    SHARED_PREFIX_MIN or for a single prompt."""
+    if len(prompt_ids) < 2:
+        return 0
+    shortest = min(len(p) for p in prompt_ids) - 1
+    n = 0
+    while n < shortest and all(p[n] == prompt_ids[0][n] for p in prompt_ids):
+        n += 1
+    return n if n >= SHARED_PREFIX_MIN else 0
+
+
 def _prefill(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]]) -> _Prefilled:
-    width = max(len(p) for p in prompt_ids)
+    """Run a batch of prompts once. A prefix they all share (the chat template's system turn and user header,
+    about 60 % of a SmolLM2 chat prompt) runs once and its cache is copied to every row; the rest follows it
+    left-padded, so a row reads [shared prefix, pads, own tokens] with positions from the mask (the layout of
+    `methods.in_context.PrefixedModel`)."""
+    shared = _shared_prefix(prompt_ids)
+    rest = [p[shared:] for p in prompt_ids]
+    width = max(len(p) for p in rest)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for row, p in enumerate(prompt_ids):
+    ids = torch.full((len(rest), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rest), width), dtype=torch.long)
+    for row, p in enumerate(rest):
         ids[row, width - len(p) :] = torch.tensor(p)
         mask[row, width - len(p) :] = 1
     ids, mask = ids.to(lm.device), mask.to(lm.device)
-    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0),
-                   use_cache=True, logits_to_keep=1)
+    positions = (mask.cumsum(1) - 1).clamp_min(0)
+    past = {}
+    if shared:
+        prefix = torch.tensor([list(prompt_ids[0][:shared])], device=lm.device)
+        cache = lm.model(input_ids=prefix, use_cache=True, logits_to_keep=1)[CACHE_ARG]
+        cache.batch_repeat_interleave(len(rest))
+        past = {CACHE_ARG: cache}
+        mask = torch.cat([mask.new_ones(len(rest), shared), mask], 1)
+        positions = positions + shared
+    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                   **past)
     return _Prefilled(out[CACHE_ARG], mask, out.logits[:, -1].float())
 
 

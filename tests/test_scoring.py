@@ -211,6 +211,42 @@ def test_scoring_and_decoding_through_a_model_that_prepends_tokens(lm):
         assert torch.allclose(got, logp[torch.arange(len(ids) - 1, len(ids) + len(t) - 1), t], atol=1e-5)
 
 
+HEADER = "System: you are a helpful assistant who answers in one line.\nUser: "
+CHAT_PROMPTS = [HEADER + q + "\nAssistant:" for q in ("Where was Mara Quill born?", "Hi", "What is the capital of France?")]
+
+
+def test_a_shared_prompt_prefix_runs_once_and_changes_no_number(lm, monkeypatch):
+    """Prompts that start alike (a chat header) run that prefix once and copy its cache to every row: the
+    prefill's model calls see the header once, and logprobs, greedy and sampled text equal running every prompt
+    whole, on the plain model and through the prefixing wrapper (whose own prefix comes first)."""
+    from obliviate.methods.in_context import PrefixedModel
+
+    ids = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in CHAT_PROMPTS]
+    shared = S._shared_prefix(ids)
+    assert shared >= S.SHARED_PREFIX_MIN and all(len(i) > shared for i in ids)
+    assert S._shared_prefix(ids[:1]) == 0 and S._shared_prefix([ids[0], ids[0][:3] + [0]]) == 0
+
+    def outputs(model):
+        return (S.answer_logprobs(model, CHAT_PROMPTS, TARGETS, batch_size=3),
+                S.generate(model, CHAT_PROMPTS, 10, stop_at_newline=False),
+                S.generate(model, CHAT_PROMPTS, 10, stop_at_newline=False, temperature=1.0, seed=3))
+
+    prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
+    for model in (lm, S.LoadedModel(PrefixedModel(lm.model, prefix), lm.tokenizer, "prefixed")):
+        widths = []
+        hook = lm.model.register_forward_pre_hook(lambda m, a, kw: widths.append(kw["input_ids"].shape),
+                                                  with_kwargs=True)
+        once = outputs(model)
+        hook.remove()
+        assert widths[0][0] == 1 and widths[1][0] == 3  # the header alone, then every row's own tokens
+        monkeypatch.setattr(S, "SHARED_PREFIX_MIN", 10**6)
+        whole = outputs(model)
+        monkeypatch.undo()
+        for a, b in zip(once[0], whole[0]):
+            assert torch.allclose(a, b, atol=1e-5)
+        assert once[1:] == whole[1:]
+
+
 def test_hidden_states_through_a_model_that_prepends_tokens(lm):
     from obliviate.methods.in_context import PrefixedModel
 
