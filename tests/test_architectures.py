@@ -107,6 +107,28 @@ def test_concept_ablation_zeroes_value_vectors_on_each_architecture(kind):
     assert zero_columns >= 2
 
 
+@pytest.mark.parametrize("kind", sorted(CONFIGS))
+def test_a_shared_prompt_prefix_run_once_changes_no_number_on_each_architecture(kind, monkeypatch):
+    """The scoring engine runs a prefix all prompts share once and copies its cache to every row: each
+    architecture's cache and positions must give the same log-probs and greedy text as whole prompts."""
+    from obliviate import scoring
+
+    lm = build(kind)
+    header = "System: answer in one short line, please, and be kind.\nUser: "
+    prompts = [header + q + "\nAssistant:" for q in ("Where was Mara Quill born?", "Hi", "What is red?")]
+    ids = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert scoring._shared_prefix(ids) >= scoring.SHARED_PREFIX_MIN
+
+    def outputs():
+        return (scoring.answer_logprobs(lm, prompts, [" Velmora", " there", " a colour"]),
+                scoring.generate(lm, prompts, 8, stop_at_newline=False))
+
+    once = outputs()
+    monkeypatch.setattr(scoring, "SHARED_PREFIX_MIN", 10**6)
+    whole = outputs()
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(once[0], whole[0])) and once[1] == whole[1]
+
+
 def test_an_unsupported_architecture_fails_in_one_line():
     tok = tiny_tokenizer()
     lm = build("bloom", BloomConfig(vocab_size=len(tok), hidden_size=32, n_layer=2, n_head=4))

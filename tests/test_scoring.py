@@ -232,8 +232,9 @@ def test_a_shared_prompt_prefix_runs_once_and_changes_no_number(lm, monkeypatch)
                 S.generate(model, CHAT_PROMPTS, 10, stop_at_newline=False, temperature=1.0, seed=3))
 
     prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
+    widths = []
     for model in (lm, S.LoadedModel(PrefixedModel(lm.model, prefix), lm.tokenizer, "prefixed")):
-        widths = []
+        widths.clear()
         hook = lm.model.register_forward_pre_hook(lambda m, a, kw: widths.append(kw["input_ids"].shape),
                                                   with_kwargs=True)
         once = outputs(model)
