@@ -1,9 +1,10 @@
 """THE batched scoring engine: every method, metric and attack scores text through these functions.
 
 Requests are lists; each function batches them by length, masks padding, and returns results in the caller's
-order. All of them run through `_run`: each distinct prompt is run once, its targets are scored as
-continuations of its KV cache, and greedy decoding continues from the same cache, dropping rows as they
-finish. Only decoding steps loop in Python; nothing loops over the tokens of one step.
+order. All of them run through `_run`: each distinct prompt is run once (and a prefix all prompts of a batch
+share, such as a chat header, once for the batch), its targets are scored as continuations of its KV cache,
+and greedy decoding continues from the same cache, dropping rows as they finish. Only decoding steps loop in
+Python; nothing loops over the tokens of one step.
 
 >>> from obliviate.models import tiny_model
 >>> lm = tiny_model()
