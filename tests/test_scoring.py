@@ -248,6 +248,38 @@ def test_a_shared_prompt_prefix_runs_once_and_changes_no_number(lm, monkeypatch)
         assert once[1:] == whole[1:]
 
 
+def test_the_prefixing_wrapper_runs_its_prefix_once_while_the_weights_and_hooks_stay_the_same():
+    """In-context unlearning's prefix is computed once and its cache copied to every later batch; changing a
+    weight in place recomputes it, and a hook on the model (steering, latent attacks) bypasses it, so every
+    answer equals the plain model's on prefix + prompt."""
+    from obliviate.methods.in_context import PrefixedModel
+
+    lm = tiny_model(seed=2)
+    prefix = lm.tokenizer("Question: a\nAnswer: b\n\n", return_tensors="pt", add_special_tokens=False).input_ids[0]
+    wrapped = S.LoadedModel(PrefixedModel(lm.model, prefix), lm.tokenizer, "prefixed")
+
+    def expected():
+        with torch.no_grad():
+            return [_hf_greedy(lm.model, lm.tokenizer, prefix.tolist() + lm.tokenizer(p, add_special_tokens=False)[
+                "input_ids"], 6) for p in PROMPTS]
+
+    want, widths = expected(), []
+    hook = lm.model.model.embed_tokens.register_forward_hook(lambda m, i, o: widths.append(i[0].shape[1]))
+    assert S.generate(wrapped, PROMPTS, 6, stop_at_newline=False) == want
+    assert widths[0] > len(prefix) and wrapped.model._prefix_cache is None  # hooked: prefix + prompt each time
+    hook.remove()
+    for _ in range(2):
+        assert S.generate(wrapped, PROMPTS, 6, stop_at_newline=False) == want
+    cached = wrapped.model._prefix_cache
+    assert cached is not None
+    S.generate(wrapped, PROMPTS, 6, stop_at_newline=False)
+    assert wrapped.model._prefix_cache is cached  # reused, not recomputed
+    with torch.no_grad():
+        lm.model.model.layers[0].mlp.down_proj.weight.mul_(1.5)
+    assert S.generate(wrapped, PROMPTS, 6, stop_at_newline=False) == expected()
+    assert wrapped.model._prefix_cache is not cached
+
+
 def test_hidden_states_through_a_model_that_prepends_tokens(lm):
     from obliviate.methods.in_context import PrefixedModel
 

@@ -16,6 +16,7 @@ weights plus `in_context_prefix.txt`: the prefix is part of the "model" and must
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class PrefixedModel(nn.Module):
         self.inner = model
         self.register_buffer("prefix_ids", prefix_ids.long().flatten(), persistent=False)
         self.prefix_text = prefix_text
+        self._prefix_cache: tuple[tuple, object] | None = None  # (weights' identity, the prefix's KV cache)
 
     def __getattr__(self, name: str):  # config, generation_config, device, ... come from the wrapped model
         try:
@@ -80,6 +82,8 @@ class PrefixedModel(nn.Module):
         `logits_to_keep` counts from the end (or, as positions, is shifted), so neither needs to know about it."""
         n = self.prefix_ids.numel()
         cache = kwargs.get(CACHE_ARG)
+        if cache is None and kwargs.get("use_cache") and self._prefix_states_fixed():
+            return self._after_cached_prefix(input_ids, attention_mask, position_ids, **kwargs)
         fresh = cache is None or cache.get_seq_length() == 0
         ids, mask = self._prepend(input_ids, attention_mask)
         if not fresh:  # the cache holds the prefix; the caller's mask covers its own past and new tokens
@@ -98,6 +102,33 @@ class PrefixedModel(nn.Module):
         if fresh and getattr(out, "hidden_states", None) is not None:
             out["hidden_states"] = tuple(h[:, n:] for h in out.hidden_states)
         return out
+
+    def _prefix_states_fixed(self) -> bool:
+        """Whether the prefix's keys and values are what they were when cached: no gradients wanted and no hook
+        that could change them (steering, latent attacks); the weights are checked by `_after_cached_prefix`."""
+        if torch.is_grad_enabled() or torch.nn.modules.module._global_forward_hooks:
+            return False
+        if torch.nn.modules.module._global_forward_pre_hooks:
+            return False
+        return not any(m._forward_hooks or m._forward_pre_hooks for m in self.inner.modules())
+
+    def _after_cached_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                             position_ids: torch.Tensor | None, **kwargs):
+        """The caller's tokens after a copy of the prefix's KV cache. The prefix (every forget question of the
+        task: ~1,300 tokens on 60 real facts) is run once while the weights stay the same tensors, unmodified,
+        instead of once per batch."""
+        n, b = self.prefix_ids.numel(), input_ids.shape[0]
+        weights = tuple((p.data_ptr(), p._version) for p in self.inner.parameters())
+        if self._prefix_cache is None or self._prefix_cache[0] != weights:
+            prefix = self.prefix_ids.to(input_ids.device)[None]
+            self._prefix_cache = (weights, self.inner(input_ids=prefix, use_cache=True, logits_to_keep=1)[CACHE_ARG])
+        past = copy.deepcopy(self._prefix_cache[1])
+        past.batch_repeat_interleave(b)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        mask = torch.cat([mask.new_ones(b, n), mask], 1)
+        if position_ids is not None:
+            position_ids = position_ids + n
+        return self.inner(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **{**kwargs, CACHE_ARG: past})
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
