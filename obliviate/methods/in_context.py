@@ -53,11 +53,13 @@ class PrefixedModel(nn.Module):
     torch.Size([1, 3])
     """
 
-    def __init__(self, model: nn.Module, prefix_ids: torch.Tensor, prefix_text: str = "") -> None:
+    def __init__(self, model: nn.Module, prefix_ids: torch.Tensor, prefix_text: str = "",
+                 cache_prefix: bool = True) -> None:
         super().__init__()
         self.inner = model
         self.register_buffer("prefix_ids", prefix_ids.long().flatten(), persistent=False)
         self.prefix_text = prefix_text
+        self.cache_prefix = cache_prefix  # False: run the prefix in every call (benchmarks/prompt_prefixes.py)
         self._prefix_cache: tuple[tuple, object] | None = None  # (weights' identity, the prefix's KV cache)
 
     def __getattr__(self, name: str):  # config, generation_config, device, ... come from the wrapped model
@@ -106,7 +108,7 @@ class PrefixedModel(nn.Module):
     def _prefix_states_fixed(self) -> bool:
         """Whether the prefix's keys and values are what they were when cached: no gradients wanted and no hook
         that could change them (steering, latent attacks); the weights are checked by `_after_cached_prefix`."""
-        if torch.is_grad_enabled() or torch.nn.modules.module._global_forward_hooks:
+        if not self.cache_prefix or torch.is_grad_enabled() or torch.nn.modules.module._global_forward_hooks:
             return False
         if torch.nn.modules.module._global_forward_pre_hooks:
             return False
