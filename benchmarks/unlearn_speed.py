@@ -5,9 +5,9 @@ variant of NPO recomputes the frozen model's forget log-probs at every step (a s
 is what train.py's one-time cache avoids; the ratio of the two rows is the saving. A "<method>_full_logits"
 row trains the method with the unembedding run at every position, as before `scoring.target_logits` kept only
 the positions that predict a target; a "<method>_union_logits" row unembeds the positions where any row of the
-batch predicts a target, as before it kept each row's own (the ratios of the rows are those savings). Before the rows the script
-times a 2048 x 2048 matmul in fp32 and bf16 with the same threads; "of fp32 / of bf16" is the training's
-FLOP rate (6 x parameters x tokens/s, the usual forward + backward count) as a share of each.
+batch predicts a target, as before it kept each row's own (the ratios of the rows are those savings). Before the
+rows the script times a 2048 x 2048 matmul in fp32 and bf16 with the same threads; "of fp32 / of bf16" is the
+training's FLOP rate (6 x parameters x tokens/s, the usual forward + backward count) as a share of each.
 
     python benchmarks/unlearn_speed.py --model default --steps 4 --json speed.json
     python benchmarks/unlearn_speed.py --methods ga,npo --mixed-precision bf16   # bf16 autocast, fp32 weights

@@ -108,9 +108,8 @@ class PrefixedModel(nn.Module):
     def _prefix_states_fixed(self) -> bool:
         """Whether the prefix's keys and values are what they were when cached: no gradients wanted and no hook
         that could change them (steering, latent attacks); the weights are checked by `_after_cached_prefix`."""
-        if not self.cache_prefix or torch.is_grad_enabled() or torch.nn.modules.module._global_forward_hooks:
-            return False
-        if torch.nn.modules.module._global_forward_pre_hooks:
+        hooked_globally = torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks
+        if not self.cache_prefix or torch.is_grad_enabled() or hooked_globally:
             return False
         return not any(m._forward_hooks or m._forward_pre_hooks for m in self.inner.modules())
 
