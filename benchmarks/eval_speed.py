@@ -91,13 +91,13 @@ def main() -> None:
         print(f"{'':<16}{family:<12}{seconds:>9.1f}{seconds / total:>8.0%}")
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"total card {total:.1f} s (+ {load_s:.1f} s loading two models); peak RSS {peak_gib:.2f} GiB")
+    differ = None if whole is None else accuracy_cells_that_differ(whole[0], card)
     if whole is not None:
-        differ = accuracy_cells_that_differ(whole[0], card)
         print(f"every prompt run whole: {whole[1]:.1f} s; a shared prefix run once: {total:.1f} s "
               f"({whole[1] / total:.2f}x faster); per-form accuracies that differ: {differ}")
     if args.json:
         compared = {} if whole is None else {"whole_prompts_seconds": round(whole[1], 2),
-                                             "accuracy_cells_that_differ": accuracy_cells_that_differ(whole[0], card)}
+                                             "accuracy_cells_that_differ": differ}
         args.json.write_text(json.dumps({**compared,
             "task": task.name, "model": args.model, "dtype": card.config["dtype"], "max_facts": args.max_facts,
             "facts": sizes,

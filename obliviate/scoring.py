@@ -442,10 +442,8 @@ def hidden_states(lm: LoadedModel, texts: Sequence[str], layers: Sequence[int] |
     out: list[torch.Tensor | None] = [None] * len(texts)
     for idx in _batches([len(t) for t in texts], batch_size):
         batch = encode_pairs(tok, [texts[i] for i in idx], [""] * len(idx)).to(lm.device)
-        # Only the states are used: skip the unembedding of every position. use_cache lets a prefixing wrapper
-        # (in-context unlearning) start from its prefix's cached keys and values instead of re-running it.
         res = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True,
-                       logits_to_keep=1, use_cache=True)
+                       logits_to_keep=1)  # only the states are used: skip the unembedding of every position
         last = batch.attention_mask.sum(1) - 1  # right padding: last real token
         stacked = torch.stack([res.hidden_states[layer] for layer in layers], 1)  # (B, L, T, H)
         picked = stacked[torch.arange(len(idx), device=last.device), :, last]  # (B, L, H)

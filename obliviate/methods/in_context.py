@@ -84,7 +84,7 @@ class PrefixedModel(nn.Module):
         `logits_to_keep` counts from the end (or, as positions, is shifted), so neither needs to know about it."""
         n = self.prefix_ids.numel()
         cache = kwargs.get(CACHE_ARG)
-        if cache is None and kwargs.get("use_cache") and self._prefix_states_fixed():
+        if cache is None and self._prefix_states_fixed():
             return self._after_cached_prefix(input_ids, attention_mask, position_ids, **kwargs)
         fresh = cache is None or cache.get_seq_length() == 0
         ids, mask = self._prepend(input_ids, attention_mask)
