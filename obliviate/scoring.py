@@ -85,28 +85,36 @@ def pairs_from_ids(prompt_ids: Sequence[list[int]], target_ids: Sequence[list[in
 def target_logits(model, pairs: EncodedPairs, head: torch.nn.Module | None = None) -> torch.Tensor:
     """Logits at the positions that predict target tokens, row-major (N_target_tokens, V) float; differentiable.
 
-    Only those positions are unembedded, so short answers after long prompts skip most of the vocabulary-wide
-    work (the unembedding, the softmax and their backward). The positions where some row predicts a target go
-    to the model as `logits_to_keep`, and a pre-hook on the output head keeps each row's own target positions
-    of those (right-padded rows of different lengths have their answers in different columns). The decoder
-    runs on the whole batch in its layout, so per-position hooks (steering, latent perturbations) still line
-    up. Equal to `model(...).logits[:, :-1][target_mask[:, 1:]]` up to rounding. `head`: the output head, for
-    a `model` given as a function (default: the model's own).
+    Only those positions are unembedded (`forward_at`), so short answers after long prompts skip most of the
+    vocabulary-wide work (the unembedding, the softmax and their backward). Equal to
+    `model(...).logits[:, :-1][target_mask[:, 1:]]` up to rounding. `head`: the output head, for a `model` given
+    as a function (default: the model's own).
     """
-    predicts = pairs.target_mask[:, 1:]  # (B, T-1): position p predicts token p + 1
-    keep = predicts.any(0).nonzero().squeeze(1)
-    rows = predicts[:, keep]  # (B, K): which kept positions predict a target in each row
+    out = forward_at(model, pairs.target_mask[:, 1:], head, input_ids=pairs.input_ids,
+                     attention_mask=pairs.attention_mask)
+    return out.logits[0].float()
+
+
+def forward_at(model, positions: torch.Tensor, head: torch.nn.Module | None = None, **inputs: Any) -> Any:
+    """`model(**inputs)` with only the (B, ≤T) boolean `positions` unembedded: `.logits` is (1, N, V), row-major.
+
+    The positions where some row needs logits go to the model as `logits_to_keep`, and a pre-hook on the output
+    head keeps each row's own positions of those (right-padded rows of different lengths have their answers in
+    different columns). The decoder runs on the whole batch in its layout, so per-position hooks (steering,
+    latent perturbations, an edit's shift) still line up.
+    """
+    keep = positions.any(0).nonzero().squeeze(1)
+    rows = positions[:, keep]  # (B, K): which kept positions each row needs
     head = head if head is not None else _output_head(model)
 
-    def only_targets(_module, args):
+    def only_positions(_module, args):
         return (args[0][rows].unsqueeze(0), *args[1:])  # (B, K, H) -> (1, N, H)
 
-    handle = head.register_forward_pre_hook(only_targets)
+    handle = head.register_forward_pre_hook(only_positions)
     try:
-        logits = model(input_ids=pairs.input_ids, attention_mask=pairs.attention_mask, logits_to_keep=keep).logits
+        return model(**inputs, logits_to_keep=keep)
     finally:
         handle.remove()
-    return logits[0].float()
 
 
 def _output_head(model) -> torch.nn.Module:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from obliviate.errors import ConfigError
-from obliviate.hooks import block_path, capture
+from obliviate.hooks import block_path, capture, run_until
 from obliviate.models import LoadedModel, cache_dir
 from obliviate.progress import phase
 from obliviate.runs import read_json, write_json
@@ -99,9 +99,8 @@ def encode_with_positions(tokenizer, texts: list[str], subjects: list[str], devi
 def subject_activations(lm: LoadedModel, texts: list[str], subjects: list[str], name: str) -> torch.Tensor:
     """Activation at hook point `name` (e.g. "mlp_in.5", "resid.5") at each row's subject token: (N, D) fp32."""
     batch, idx = encode_with_positions(lm.tokenizer, texts, subjects, lm.device)
-    with capture(lm.model, name) as acts:
-        lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    return acts[name][torch.arange(len(texts), device=idx.device), idx].float()
+    acts = run_until(lm.model, name, input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    return acts[torch.arange(len(texts), device=idx.device), idx].float()
 
 
 def mean_keys(lm: LoadedModel, layer: int, texts_per_edit: list[list[str]], subjects: list[str]) -> torch.Tensor:

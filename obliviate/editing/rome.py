@@ -48,7 +48,7 @@ from obliviate.errors import ConfigError
 from obliviate.hooks import hooks, n_layers, trainable_only
 from obliviate.models import LoadedModel
 from obliviate.progress import phase
-from obliviate.scoring import selective_log_softmax
+from obliviate.scoring import forward_at, selective_log_softmax
 
 
 @dataclass(frozen=True)
@@ -203,19 +203,30 @@ def _optimise(lm, request, z_layer, prefixes, config, use_sadr):
     mask = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
     mask[rows, subj] = True
     name = f"resid.{z_layer}"
+    # Only the positions the loss reads are unembedded: those predicting the new object, and the essence's last.
+    needed = torch.zeros_like(target)
+    needed[:, :-1] = target[:, 1:]
+    needed[-1, essence_last] = True
+    labels = ids[:, 1:][target[:, 1:]]
+    label_row = needed.nonzero()[:-1, 0]  # the rewrite row of each label
+    n_rewrite = len(ids) - 1
+    per_row = torch.bincount(label_row, minlength=n_rewrite).float()
+
+    def forward():
+        out = forward_at(model, needed, input_ids=ids, attention_mask=attn, output_attentions=use_sadr)
+        return out, out.logits[0].float()
+
     with torch.no_grad():
         store: dict = {}
         with hooks(model, (name, lambda a, _n: store.__setitem__("h", a[rows, subj].float()))):
-            base = model(input_ids=ids, attention_mask=attn, output_attentions=use_sadr)
+            base, base_logits = forward()
         h0 = store["h"]  # (B, d)
-        essence_p0 = base.logits[-1, essence_last].float().log_softmax(-1)
+        essence_p0 = base_logits[-1].log_softmax(-1)
         reg = (AttentionDriftRegulariser(base.attentions, subj, attn, z_layer + 1, config.sadr)
                if use_sadr else None)
     delta = torch.zeros(h0.shape[1], device=ids.device, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=config.lr)
     max_norm = config.clamp_norm * h0[:-1].norm(dim=-1).mean()
-    labels = ids[:, 1:]
-    n_rewrite = len(ids) - 1
     nll_value, share = float("inf"), 0.0
 
     def shift(act: torch.Tensor, _name: str) -> torch.Tensor:
@@ -223,11 +234,10 @@ def _optimise(lm, request, z_layer, prefixes, config, use_sadr):
 
     for _ in range(config.steps):
         with hooks(model, (name, shift)):
-            out = model(input_ids=ids, attention_mask=attn, output_attentions=use_sadr)
-        lp = selective_log_softmax(out.logits[:n_rewrite, :-1].float(), labels[:n_rewrite])  # (n, T-1)
-        tmask = target[:n_rewrite, 1:]
-        nll = -((lp * tmask).sum(-1) / tmask.sum(-1)).mean()
-        essence_p = out.logits[-1, essence_last].float().log_softmax(-1)
+            out, logits = forward()
+        lp = selective_log_softmax(logits[:-1], labels)  # one per new-object token, row-major
+        nll = -(torch.zeros(n_rewrite, device=lp.device).index_add(0, label_row, lp) / per_row).mean()
+        essence_p = logits[-1].log_softmax(-1)
         kl = torch.nn.functional.kl_div(essence_p, essence_p0, log_target=True, reduction="sum")
         decay = delta.norm() ** 2 / h0[:-1].norm(dim=-1).mean() ** 2
         loss = nll + config.kl_factor * kl + config.weight_decay * decay
