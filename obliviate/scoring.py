@@ -291,15 +291,16 @@ def _kept(text: str, stop_at_newline: bool) -> str:
 def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int, stats: Stats | None,
          max_new_tokens: int = 0, decode_unless: Callable[[torch.Tensor], bool] | None = None,
          stop_at_newline: bool = True, max_length: int = 256, temperature: float = 0.0,
-         seed: int = 0) -> tuple[list[torch.Tensor | None], list[str]]:
+         seed: int = 0, samples: int = 1) -> tuple[list[torch.Tensor | None], list[str]]:
     """THE inference loop behind every scorer and `generate`.
 
     Distinct prompts run once per batch (left-padded, KV cached). With `stats`, each (prompt, target) pair gets
     `stats(logits, labels)` at its target tokens. With `max_new_tokens`, every prompt is then decoded greedily
     from the same cache, except those whose pairs' stats all satisfy `decode_unless` (e.g. the greedy tokens
     provably start with the target); `temperature` > 0 samples instead (seeded by `seed`; pairs that share a
-    prompt share its sample). Returns per-pair stats (None without `stats`) and per-pair generated text
-    ('' where not decoded). A pair with an empty prompt has nothing to predict its first target token: that
+    prompt share its sample); `samples` > 1 decodes each prompt that many times from its one prefill (draw-major
+    text: draw d of pair i at d * len(prompts) + i). Returns per-pair stats (None without `stats`) and per-pair
+    generated text ('' where not decoded). A pair with an empty prompt has nothing to predict its first target token: that
     token becomes the prompt, as in a plain forward pass over the target.
     """
     if len(prompts) != len(targets):
@@ -316,7 +317,7 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
         groups.setdefault(tuple(p[-max(1, max_length - len(target_ids[i])) :]), []).append(i)
     distinct = list(groups)
     out_stats: list[torch.Tensor | None] = [None] * len(prompts)
-    out_text = [""] * len(prompts)
+    out_text = [""] * (len(prompts) * samples)
     generator = torch.Generator(lm.device).manual_seed(seed) if temperature else None
     for idx in _batches([len(p) for p in distinct], batch_size):
         pre = _prefill(lm, [distinct[k] for k in idx])
@@ -332,11 +333,12 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
             rows = [row for row, k in enumerate(idx)
                     if decode_unless is None or not all(decode_unless(out_stats[i]) for i in groups[distinct[k]])]
             if rows:
-                for row, ids in zip(rows, _greedy(lm, pre, rows, max_new_tokens, stop_at_newline, temperature,
-                                                  generator)):
+                decoded = _greedy(lm, pre, rows * samples, max_new_tokens, stop_at_newline, temperature, generator)
+                for n, ids in enumerate(decoded):
+                    draw, row = divmod(n, len(rows))
                     text = _kept(tok.decode(ids, skip_special_tokens=True), stop_at_newline)
-                    for i in groups[distinct[idx[row]]]:
-                        out_text[i] = text
+                    for i in groups[distinct[idx[rows[row]]]]:
+                        out_text[draw * len(prompts) + i] = text
     return out_stats, out_text
 
 
@@ -431,10 +433,8 @@ def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, tempe
     copied to `n` rows (so a hook sees the prompt as a batch of one, and the decode steps as `n` rows)."""
     if n < 1 or temperature <= 0:
         raise ValueError(f"sample: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
-    pre = _prefill(lm, [lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
-    generator = torch.Generator(lm.device).manual_seed(seed)
-    ids = _greedy(lm, pre, [0] * n, max_new_tokens, stop_at_newline, temperature, generator)
-    return [_kept(t, stop_at_newline) for t in lm.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return _run(lm, [prompt], [""], 1, None, max_new_tokens, None, stop_at_newline, temperature=temperature,
+                seed=seed, samples=n)[1]
 
 
 @torch.no_grad()
@@ -496,17 +496,21 @@ def answer_budget(tokenizer, probes: Sequence[Probe]) -> int:
 
 def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int | None = None,
                  batch_size: int = GENERATION_BATCH, prefix: str = "", judge_fn: Judge = judge,
-                 temperature: float = 0.0, seed: int = 0) -> list[ProbeResult]:
+                 temperature: float = 0.0, seed: int = 0, samples: int = 1) -> list[ProbeResult]:
     """Judge every probe: generative ones by greedy decoding + `judge_fn` (strict by default), choice ones by the
     best-scoring option (summed log-prob; `correct_norm` by log-prob per character, as lm-eval's acc_norm).
 
     `max_new_tokens` None: `answer_budget`. `prefix` is prepended to every prompt (used by attacks that add
-    context). `temperature` > 0: generative answers are sampled (seeded by `seed`) instead of greedy. One
-    batched pass per kind.
+    context). `temperature` > 0: generative answers are sampled (seeded by `seed`) instead of greedy; with
+    `samples` > 1, that many answers per probe from one pass over its prompt (draw-major: draw d of probe i at
+    d * len(probes) + i; a choice probe's one result repeats). One batched pass per kind.
     """
+    if samples < 1 or (samples > 1 and not temperature):
+        raise ValueError(f"score_probes: samples must be >= 1, and > 1 only when sampling; got {samples} at "
+                         f"temperature {temperature}")
     gen = [p for p in probes if not p.choices]
     cho = [p for p in probes if p.choices]
-    results: dict[int, ProbeResult] = {}
+    results: dict[tuple[int, int], ProbeResult] = {}
     if max_new_tokens is None:
         max_new_tokens = answer_budget(lm.tokenizer, gen)
     if gen:
@@ -516,13 +520,14 @@ def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int |
         shortcut = judge_fn is contains and not temperature
         scored, outputs = _run(lm, [prefix + p.prompt for p in gen], [p.answer for p in gen], batch_size,
                                _logprob_and_hit, max_new_tokens, _greedy_match if shortcut else None,
-                               temperature=temperature, seed=seed)
-        for p, values, generated in zip(gen, scored, outputs):
-            hit = shortcut and _greedy_match(values)
-            o = p.answer.strip() if hit else generated
-            outcome = "right" if hit else classify(o, p.answer, p.others, judge_fn, p.subject)
-            results[id(p)] = ProbeResult(p, outcome == "right", float(values[:, 0].mean().exp()),
-                                         rouge_l_recall(o, p.answer), o, outcome)
+                               temperature=temperature, seed=seed, samples=samples)
+        for draw in range(samples):
+            for p, values, generated in zip(gen, scored, outputs[draw * len(gen) : (draw + 1) * len(gen)]):
+                hit = shortcut and _greedy_match(values)
+                o = p.answer.strip() if hit else generated
+                outcome = "right" if hit else classify(o, p.answer, p.others, judge_fn, p.subject)
+                results[draw, id(p)] = ProbeResult(p, outcome == "right", float(values[:, 0].mean().exp()),
+                                                   rouge_l_recall(o, p.answer), o, outcome)
     if cho:
         scores = choice_logprobs(lm, [prefix + p.prompt for p in cho], [p.choices for p in cho], batch_size)
         for p, s in zip(cho, scores):
@@ -530,6 +535,7 @@ def score_probes(lm: LoadedModel, probes: Sequence[Probe], max_new_tokens: int |
             best = int(s.argmax())
             per_char = s / torch.tensor([max(1, len(c)) for c in p.choices], dtype=s.dtype)
             ok = best == p.correct
-            results[id(p)] = ProbeResult(p, ok, float(probs[p.correct]), float(ok), p.choices[best].strip(),
-                                         "right" if ok else "wrong", int(per_char.argmax()) == p.correct)
-    return [results[id(p)] for p in probes]
+            for draw in range(samples):
+                results[draw, id(p)] = ProbeResult(p, ok, float(probs[p.correct]), float(ok), p.choices[best].strip(),
+                                                   "right" if ok else "wrong", int(per_char.argmax()) == p.correct)
+    return [results[draw, id(p)] for draw in range(samples) for p in probes]

@@ -328,6 +328,24 @@ def test_score_probes_judges_both_kinds(lm):
     assert S.score_probes(lm, [gen], judge_fn=lambda o, a, others=(), subject="": True)[0].correct
 
 
+def test_score_probes_draws_several_answers_per_prompt_from_one_pass(lm, monkeypatch):
+    probes = [Probe("f", "qa", p, t) for p, t in zip(PROMPTS, TARGETS)]
+    greedy = S.score_probes(lm, probes)
+    prefills = []
+    real_prefill = S._prefill
+    monkeypatch.setattr(S, "_prefill", lambda lm_, ids: prefills.append(len(ids)) or real_prefill(lm_, ids))
+    near_greedy = S.score_probes(lm, probes, temperature=1e-4, samples=3)
+    assert sum(prefills) == len(probes)  # each prompt ran once for its three answers
+    # draw-major: draw d of probe i is at d * n + i, and near T = 0 every draw is the greedy answer
+    assert [(r.probe, r.output, r.probability) for r in near_greedy] == \
+        [(r.probe, r.output, r.probability) for r in greedy] * 3
+    hot = S.score_probes(lm, probes, temperature=2.0, seed=1, samples=4)
+    assert len({r.output for r in hot[:: len(probes)]}) > 1  # the first probe's four draws differ
+    assert hot == S.score_probes(lm, probes, temperature=2.0, seed=1, samples=4)
+    with pytest.raises(ValueError, match="samples"):
+        S.score_probes(lm, probes, samples=2)  # greedy answers cannot differ between draws
+
+
 def test_greedy_match_shortcut_agrees_with_generation(lm):
     """A probe whose answer is exactly the greedy continuation must be judged correct."""
     prompt = PROMPTS[0]

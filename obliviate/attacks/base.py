@@ -18,7 +18,7 @@ from obliviate.data.schema import Fact, Task
 from obliviate.known import answered_directly
 from obliviate.models import LoadedModel
 from obliviate.registry import Registry
-from obliviate.scoring import score_probes
+from obliviate.scoring import ProbeResult, score_probes
 
 
 @dataclass
@@ -116,8 +116,22 @@ def judge_groups(lm: LoadedModel, facts: Sequence[Fact], groups: Sequence[Sequen
     The evidence kept is the first probe judged right, else the one giving the answer the highest probability.
     A fact with no probes is reported as not recovered.
     """
+    return judge_drawn(lm, facts, groups, 1, prefix, max_new_tokens, temperature, seed)[0]
+
+
+def judge_drawn(lm: LoadedModel, facts: Sequence[Fact], groups: Sequence[Sequence[Probe]], draws: int,
+                prefix: str = "", max_new_tokens: int | None = None, temperature: float = 0.0,
+                seed: int = 0) -> list[list[Outcome]]:
+    """`judge_groups` for `draws` sampled answers per probe, each prompt run once: one Outcome list per draw."""
     flat = [p for g in groups for p in g]
-    scored = score_probes(lm, flat, max_new_tokens, prefix=prefix, temperature=temperature, seed=seed) if flat else []
+    scored = score_probes(lm, flat, max_new_tokens, prefix=prefix, temperature=temperature, seed=seed,
+                          samples=draws) if flat else []
+    return [_outcomes(facts, groups, scored[d * len(flat) : (d + 1) * len(flat)], prefix) for d in range(draws)]
+
+
+def _outcomes(facts: Sequence[Fact], groups: Sequence[Sequence[Probe]], scored: Sequence[ProbeResult],
+              prefix: str) -> list[Outcome]:
+    """Fold per-probe results (in `groups` order) into one Outcome per fact."""
     out, i = [], 0
     for fact, group in zip(facts, groups):
         results = scored[i : i + len(group)]

@@ -10,10 +10,15 @@ facts, or the exact-unlearning reference) and only recovery above it counts. N =
 
 from __future__ import annotations
 
-from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, judge_groups
+from obliviate.attacks.base import ATTACKS, Attack, AttackContext, AttackResult, judge_drawn
 from obliviate.data.forms import direct_probes
 from obliviate.errors import ConfigError
 from obliviate.models import LoadedModel
+
+# Answers sampled per pass over the prompts: each prompt is run once and decoded this many times, so a pass
+# decodes up to 4 × 64 rows at once (wider decode steps amortise reading the weights) and the time budget is
+# checked between passes.
+DRAWS_PER_PASS = 4
 
 
 @ATTACKS.register("best_of_n")
@@ -30,20 +35,15 @@ class BestOfN(Attack):
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         groups = [direct_probes(f, lm.tokenizer) for f in ctx.targets]
-        best, cumulative, drawn = None, [], 0
-        for draw in range(max(1, ctx.budget.samples)):
-            if best is not None and self.out_of_time(ctx):
-                break
-            outcomes = judge_groups(lm, ctx.targets, groups, temperature=self.temperature,
-                                    seed=ctx.seed * 1000 + draw)
-            drawn += 1
-            if best is None:
-                best = outcomes
-            else:
-                best = [b if b.recovered else o for b, o in zip(best, outcomes)]
-            cumulative.append(sum(o.recovered for o in best))
-        notes = f"{drawn} sampled answers per question at T = {self.temperature}"
-        if drawn < ctx.budget.samples:
+        best, cumulative, wanted = None, [], max(1, ctx.budget.samples)
+        while len(cumulative) < wanted and not (best is not None and self.out_of_time(ctx)):
+            draws = min(DRAWS_PER_PASS, wanted - len(cumulative))
+            for outcomes in judge_drawn(lm, ctx.targets, groups, draws, temperature=self.temperature,
+                                        seed=ctx.seed * 1000 + len(cumulative)):
+                best = outcomes if best is None else [b if b.recovered else o for b, o in zip(best, outcomes)]
+                cumulative.append(sum(o.recovered for o in best))
+        notes = f"{len(cumulative)} sampled answers per question at T = {self.temperature}"
+        if len(cumulative) < ctx.budget.samples:
             notes += " (time budget)"
-        return self.result(ctx, best, notes, temperature=self.temperature, samples=drawn,
+        return self.result(ctx, best, notes, temperature=self.temperature, samples=len(cumulative),
                            recovered_after_k_samples=cumulative)
