@@ -1,6 +1,7 @@
 """One progress display for every long phase: a live bar with an estimate on a terminal, one line per finished
-phase with its time in a log (stderr not a terminal), nothing when quiet (`set_quiet`, `OBLIVIATE_QUIET=1`,
-or the CLI's `--quiet`).
+phase with its time in a log (stderr not a terminal) plus a line at the first finished step after each minute of
+silence, so a long phase never looks hung; nothing when quiet (`set_quiet`, `OBLIVIATE_QUIET=1`, or the CLI's
+`--quiet`).
 
 >>> with phase("scoring", total=3) as step:
 ...     for name in ("qa", "cloze", "mcq"):
@@ -18,7 +19,9 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-_state: dict = {"quiet": os.environ.get("OBLIVIATE_QUIET") == "1", "progress": None, "depth": 0}
+_state: dict = {"quiet": os.environ.get("OBLIVIATE_QUIET") == "1", "progress": None, "depth": 0,
+                "last_line": time.perf_counter()}
+LOG_SILENCE_S = 60.0  # in a log, a finished step prints a line once this long has passed without one
 _console = Console(stderr=True)
 
 
@@ -46,7 +49,8 @@ def phase(label: str, total: int | None = None, show: bool = True) -> Iterator[C
     silent, like `set_quiet` for this phase only).
 
     Phases nest (an evaluation's metrics, a metric's forms): each gets its own bar. A top-level phase prints one
-    line when it ends ("label: 12 steps in 34 s"), so a log shows every phase and its time.
+    line when it ends ("label: 12 steps in 34 s"), so a log shows every phase and its time; in a log, a step of
+    any phase that finishes after `LOG_SILENCE_S` without a line prints one ("label: 3/12 done (qa), 75 s so far").
     """
     started = time.perf_counter()
     done = [0]
@@ -61,6 +65,10 @@ def phase(label: str, total: int | None = None, show: bool = True) -> Iterator[C
         done[0] += 1
         if task is not None:
             _state["progress"].update(task, advance=1, description=f"{label} · {detail}" if detail else label)
+        elif time.perf_counter() - _state["last_line"] >= LOG_SILENCE_S:
+            of = f"/{total}" if total else ""
+            _line(f"{label}: {done[0]}{of} done{f' ({detail})' if detail else ''}, "
+                  f"{time.perf_counter() - started:.0f} s so far")
 
     try:
         yield step
@@ -74,11 +82,17 @@ def phase(label: str, total: int | None = None, show: bool = True) -> Iterator[C
                 _state["progress"] = None
         if _state["depth"] == 0:  # nested phases show a bar only: one line per top-level phase
             counted = f"{done[0]} steps in " if total else ""
-            _console.print(f"{label}: {counted}{seconds:.0f} s", highlight=False)
-            sys.stderr.flush()
+            _line(f"{label}: {counted}{seconds:.0f} s")
+
+
+def _line(text: str) -> None:
+    _console.print(text, highlight=False)
+    sys.stderr.flush()
+    _state["last_line"] = time.perf_counter()
 
 
 def note(text: str) -> None:
     """One line of news from a long run (e.g. a probe's scores between training steps), unless quiet."""
     if not quiet():
         _console.print(text, highlight=False, soft_wrap=True)
+        _state["last_line"] = time.perf_counter()
