@@ -278,6 +278,14 @@ def test_the_prefixing_wrapper_runs_its_prefix_once_while_the_weights_and_hooks_
         lm.model.model.layers[0].mlp.down_proj.weight.mul_(1.5)
     assert S.generate(wrapped, PROMPTS, 6, stop_at_newline=False) == expected()
     assert wrapped.model._prefix_cache is not cached
+    # transformers installs record-only hooks on every block at the first output_hidden_states call, and a copy
+    # of the model keeps them (a bench copies the original after its card): they must not turn the cache off
+    S.hidden_states(wrapped, PROMPTS)
+    assert any(m._forward_hooks for m in lm.model.modules())
+    calls, after_cached = [], wrapped.model._after_cached_prefix
+    wrapped.model._after_cached_prefix = lambda *args, **kwargs: calls.append(1) or after_cached(*args, **kwargs)
+    assert S.generate(wrapped, PROMPTS, 6, stop_at_newline=False) == expected()
+    assert calls  # the prompts ran after the cached prefix
 
 
 def test_hidden_states_through_a_model_that_prepends_tokens(lm):

@@ -43,6 +43,12 @@ DEMONSTRATIONS = (
 )
 
 
+def _may_change_outputs(hook) -> bool:
+    """False for transformers' output-capturing hooks: installed on every block for good at a model's first
+    `output_hidden_states` or `output_attentions` call (and kept by a copy of the model), they only record."""
+    return getattr(hook, "__module__", "") != "transformers.utils.output_capturing"
+
+
 class PrefixedModel(nn.Module):
     """`model` with fixed `prefix_ids` prepended to every input; outputs cover the caller's positions only.
 
@@ -111,7 +117,8 @@ class PrefixedModel(nn.Module):
         hooked_globally = torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks
         if not self.cache_prefix or torch.is_grad_enabled() or hooked_globally:
             return False
-        return not any(m._forward_hooks or m._forward_pre_hooks for m in self.inner.modules())
+        return not any(_may_change_outputs(hook) for m in self.inner.modules()
+                       for hook in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
 
     def _after_cached_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                              position_ids: torch.Tensor | None, **kwargs):
