@@ -1,6 +1,7 @@
 """The progress display in a log (stderr not a terminal): a line per finished phase, and one during a long one."""
 
 import io
+import time
 
 from rich.console import Console
 
@@ -11,6 +12,7 @@ def _log(monkeypatch) -> io.StringIO:
     log = io.StringIO()
     monkeypatch.setattr(progress, "_console", Console(file=log, width=200))
     monkeypatch.setitem(progress._state, "quiet", False)
+    monkeypatch.setitem(progress._state, "last_line", time.perf_counter())  # as if a line was just printed
     return log
 
 
