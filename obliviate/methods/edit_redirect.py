@@ -25,14 +25,14 @@ from obliviate.train import TrainConfig
 @dataclass
 class EditRedirectConfig(MethodConfig):
     target: str = "unknown"  # the harmless object every forget fact is redirected to
-    layers: str = ""  # comma-separated contiguous blocks; "" = one block at 1/6 of the depth
+    layers: str = ""  # comma-separated contiguous blocks; "" = the editing default, 3 blocks ending at 1/6 of the depth
     steps: int = 25  # value-search steps per subject
     sadr_weight: float = 0.0  # γ of the SADR attention-drift regulariser (0 = off)
     nullspace_threshold: float = 0.0  # > 0: AlphaEdit projected update
     corpus_file: str = ""  # generic text for the key statistics (default: self-generated)
-    # EditConfig.preserve_weight; 0 here (and one block for layers="") keeps edit_redirect as measured in
-    # docs/methods.md, before the editing defaults became 3 blocks + preserved keys (docs/editing.md)
-    preserve_weight: float = 0.0
+    # EditConfig.preserve_weight: other subjects' keys kept (on 60 real facts, with the 3 blocks, retain chat
+    # 0.48 -> 0.67 and neighbours chat 0.28 -> 0.43 against 0 at one block, forget the same; docs/methods.md)
+    preserve_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.target.strip():
@@ -66,7 +66,7 @@ class EditRedirect(Method):
             raise ConfigError(f"edit_redirect edits subjects, but no forget fact of task {task.name!r} has a "
                               "`subject` that occurs in its question or cloze")
         layers = tuple(int(p) for p in c.layers.split(",")) if c.layers else ()
-        config = EditConfig(layers=layers, span=1, steps=c.steps, nullspace_threshold=c.nullspace_threshold,
+        config = EditConfig(layers=layers, steps=c.steps, nullspace_threshold=c.nullspace_threshold,
                             corpus_file=c.corpus_file, preserve_weight=c.preserve_weight,
                             sadr=SADRConfig(weight=c.sadr_weight) if c.sadr_weight else None)
         edit(lm, requests, config)
