@@ -240,7 +240,8 @@ def bench(
     sweep: Annotated[str | None, typer.Option(help="A hyperparameter sweep, e.g. steps=5,10,20 or beta=0.05,0.1.")] = None,
     steps: Annotated[int, typer.Option(help="Unlearning steps for every method (the shared budget).")] = 20,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: each method's tuned value).")] = None,
-    metrics: Annotated[str | None, typer.Option(help="Comma-separated metrics (default: every metric that applies to the task).")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated metrics (default: every metric that applies to the task).")] = None,
     max_facts: Annotated[int, typer.Option(help="Facts per split in each card.")] = 40,
     attack_steps: Annotated[int, typer.Option(help="Attack budget: steps.")] = 10,
     attack_seconds: Annotated[float, typer.Option(help="Attack budget: seconds per attack.")] = 120.0,

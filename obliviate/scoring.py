@@ -300,8 +300,8 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
     provably start with the target); `temperature` > 0 samples instead (seeded by `seed`; pairs that share a
     prompt share its sample); `samples` > 1 decodes each prompt that many times from its one prefill (draw-major
     text: draw d of pair i at d * len(prompts) + i). Returns per-pair stats (None without `stats`) and per-pair
-    generated text ('' where not decoded). A pair with an empty prompt has nothing to predict its first target token: that
-    token becomes the prompt, as in a plain forward pass over the target.
+    generated text ('' where not decoded). A pair with an empty prompt has nothing to predict its first target
+    token: that token becomes the prompt, as in a plain forward pass over the target.
     """
     if len(prompts) != len(targets):
         raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
