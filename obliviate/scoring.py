@@ -246,11 +246,13 @@ def _stop_flags(lm: LoadedModel, vocab: int, stop_at_newline: bool) -> torch.Ten
 
 
 def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: int,
-            stop_at_newline: bool, temperature: float = 0.0, generator: torch.Generator | None = None) -> list[list[int]]:
+            stop_at_newline: bool, temperature: float = 0.0, generator: torch.Generator | None = None,
+            on_rows: Callable[[torch.Tensor], None] | None = None) -> list[list[int]]:
     """Greedy token ids continuing prompts `rows` (consumes `pre.cache`); with `temperature` > 0, tokens sampled
     from softmax(logits / temperature) with `generator` instead. A row leaves the batch once it emits eos or,
     with `stop_at_newline`, once its first non-blank line has ended, i.e. once what `generate` keeps (the
-    stripped text up to its first newline) can no longer change; the others decode on without it."""
+    stripped text up to its first newline) can no longer change; the others decode on without it. `on_rows`
+    hears which of `rows` (by position) are still decoding before the first decode step and after each change."""
     index = torch.tensor(rows, device=lm.device)
     cache, mask, logits = pre.cache, pre.mask[index], pre.next_logits[index]
     cache.batch_select_indices(index)
@@ -259,6 +261,8 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
     out: list[list[int]] = [[] for _ in rows]
     active = torch.arange(len(rows), device=lm.device)
     seen_text = torch.zeros(len(rows), dtype=torch.bool, device=lm.device)  # a non-blank token was generated
+    if on_rows is not None:
+        on_rows(active)
     for step in range(max_new_tokens):
         if temperature:
             token = torch.multinomial((logits / temperature).softmax(-1), 1, generator=generator).squeeze(1)
@@ -276,6 +280,8 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
         if keep.numel() < len(active):
             cache.batch_select_indices(keep)
             mask, token, active, seen_text = mask[keep], token[keep], active[keep], seen_text[keep]
+            if on_rows is not None:
+                on_rows(active)
         mask = torch.cat([mask, mask.new_ones(len(active), 1)], 1)
         logits = lm.model(input_ids=token[:, None], attention_mask=mask, position_ids=mask.sum(1, keepdim=True) - 1,
                           use_cache=True, **{CACHE_ARG: cache}).logits[:, -1].float()
@@ -435,6 +441,29 @@ def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, tempe
         raise ValueError(f"sample: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
     return _run(lm, [prompt], [""], 1, None, max_new_tokens, None, stop_at_newline, temperature=temperature,
                 seed=seed, samples=n)[1]
+
+
+@torch.no_grad()
+def sample_rows(lm: LoadedModel, prompt: str, n: int, on_rows: Callable[[torch.Tensor | None], None],
+                max_new_tokens: int = 16, temperature: float = 1.0, seed: int = 0,
+                stop_at_newline: bool = True) -> list[str]:
+    """`n` sampled continuations of one prompt whose rows a hook may treat differently (per-row steering).
+
+    Unlike `sample`, the prompt's last token runs once per row: the rest of the prompt runs once (batch 1) and
+    the last token as a batch of `n`, so the pass that emits each row's first token is already per row.
+    `on_rows(None)` announces that prompt pass (every row, in order); `on_rows(active)` then names, before the
+    first decode step and after each change, which rows (indices into 0..n-1) the next passes carry.
+    """
+    if n < 1 or temperature <= 0:
+        raise ValueError(f"sample_rows: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
+    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError("sample_rows: empty prompt")
+    on_rows(None)
+    pre = _prefill(lm, [ids] * n)
+    generator = torch.Generator(lm.device).manual_seed(seed)
+    decoded = _greedy(lm, pre, list(range(n)), max_new_tokens, stop_at_newline, temperature, generator, on_rows)
+    return [_kept(lm.tokenizer.decode(row, skip_special_tokens=True), stop_at_newline) for row in decoded]
 
 
 @torch.no_grad()

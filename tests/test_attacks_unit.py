@@ -369,17 +369,42 @@ def test_step_by_step_lets_a_chat_model_reason_and_judges_its_final_answer(task,
     assert all(p.endswith("<assistant>") and module.REASON in p and not p.rstrip().endswith("Answer:") for p in asked)
 
 
-def test_steering_adds_at_the_first_answer_position_or_along_the_whole_chat_reply(task, lm):
-    from obliviate.attacks.activation_steering import _steer
+def test_steering_gives_each_sampled_row_its_own_vector_while_other_rows_finish(task, lm):
+    """Rows that finish early leave the batch; the rows after them must keep their own steering vector."""
+    from obliviate.attacks.activation_steering import RowSteering
+    from obliviate.hooks import hooks, n_layers
+    from obliviate.scoring import generate, sample_rows
 
-    act, delta = torch.zeros(1, 5, 3), torch.ones(3)
-    first = _steer(delta, prompt_len=3)(act, "resid.0")
-    assert first[0, :, 0].tolist() == [0, 0, 1, 0, 0] and _steer(delta, 3)(torch.zeros(1, 1, 3), "x") is None
-    whole = _steer(delta, prompt_len=3, whole_reply=True)
-    assert whole(act, "resid.0")[0, :, 0].tolist() == [0, 0, 1, 1, 1]
-    assert whole(torch.zeros(1, 1, 3), "x")[0, 0].tolist() == [1, 1, 1]  # every generation step of the reply
-    assert whole(torch.zeros(4, 1, 3), "x").sum().item() == 12  # a decode step of 4 sampled rows: every row
-    assert whole(torch.zeros(2, 5, 3), "x") is None  # a padded batch of prompts is never steered
+    last, prompt, budget = n_layers(lm.model) - 1, "Question: Where was Mara Quill born?\nAnswer:", 6
+    head = lm.model.get_output_embeddings().weight.detach()
+    toward = {t: 50 * head[t] / head[t].norm() for t in (lm.tokenizer.eos_token_id, 40)}  # says eos / token 40
+    zero = torch.zeros_like(head[0])
+    rows = [zero, toward[lm.tokenizer.eos_token_id], zero, toward[40]]
+
+    def alone(delta: torch.Tensor, whole_reply: bool = True) -> str:  # one prompt, plain greedy decoding
+        def add(act, _name):
+            if act.shape[1] == 1 and not whole_reply:  # a decode step
+                return None
+            out = act.clone()
+            out[:, -1] += delta
+            return out
+        with hooks(lm.model, (f"resid.{last}", add)):
+            return generate(lm, [prompt], budget)[0]
+
+    steering = RowSteering({last: torch.stack(rows)}, whole_reply=True)
+    with hooks(lm.model, (f"resid.{last}", steering.hook(last))):
+        got = sample_rows(lm, prompt, len(rows), steering.follow, budget, temperature=1e-4)
+    assert got[1] == "" and got[3] == alone(toward[40]) != got[0]  # row 3 kept its vector after row 1 left
+    assert got[0] == got[2] == alone(zero) == generate(lm, [prompt], budget)[0]
+    first_only = RowSteering({last: torch.stack(rows)}, whole_reply=False)  # plain QA: the first token only
+    with hooks(lm.model, (f"resid.{last}", first_only.hook(last))):
+        got = sample_rows(lm, prompt, len(rows), first_only.follow, budget, temperature=1e-4)
+    assert got[1] == "" and got[3] == alone(toward[40], whole_reply=False)
+    assert got[3].startswith(lm.tokenizer.decode([40]).strip())
+    first_only.follow(torch.tensor([0, 3]))  # decoding: only the whole-reply steering adds
+    steering.follow(torch.tensor([0, 3]))
+    assert first_only.hook(last)(torch.zeros(2, 1, head.shape[1]), "x") is None
+    assert steering.hook(last)(torch.zeros(2, 1, head.shape[1]), "x") is not None
     chat = LoadedModel(lm.model, copy.deepcopy(lm.tokenizer), lm.source)
     chat.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
                                     "{% if add_generation_prompt %}<assistant>{% endif %}")
@@ -404,7 +429,7 @@ def test_steering_judges_the_most_frequent_word_not_whichever_sample_is_right(ta
         majority = right if first.question in prompt else wrong  # first: right on top; second: right in 1 of n
         return [f"it is {majority}"] * (n - 1) + [f"it is {right}"]
 
-    monkeypatch.setattr(module, "sample", replies)
+    monkeypatch.setattr(module, "sample_rows", replies)
     result = module.ActivationSteering().run(lm, _ctx(task))
     recovered = {o.fact_id: o.recovered for o in result.outcomes}
     assert recovered[first.id] and not recovered[second.id]

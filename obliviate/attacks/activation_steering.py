@@ -26,13 +26,14 @@ from obliviate.data.schema import Fact, Task
 from obliviate.hooks import hooks, n_layers
 from obliviate.judge import fold
 from obliviate.models import LoadedModel
-from obliviate.scoring import answer_budget, hidden_states, sample
+from obliviate.scoring import answer_budget, hidden_states, sample_rows
 from obliviate.text import FUNCTION_WORDS, words
 
 N_ANONYMOUS = 8  # anonymised copies per question
 COEFFICIENTS = (1.0, 2.0)  # c = 2 in the paper; on SmolLM2-135M c = 1 recovered as much and c = 4 broke answers
 DEPTHS = (0.8, 0.9, 1.0, 0.5)  # layer = round(depth x (n_layers - 2)); 0.8-0.9 first (measured best here)
 SAMPLES_PER_SETTING = 8  # steered answers sampled per (layer, c) setting
+SETTINGS_PER_BATCH = 8  # settings sampled side by side, a row per sample (8: every default setting at once)
 TEMPERATURE = 1.0  # the paper's 2 spreads 2000 samples; with a few dozen it mostly draws noise from a 135M model
 
 
@@ -75,39 +76,64 @@ class ActivationSteering(Attack):
 
     def run(self, lm: LoadedModel, ctx: AttackContext) -> AttackResult:
         """Per fact: steered samples from every setting, the most frequent word judged; recovered if it is the
-        answer's. `settings` counts, per setting, the facts whose own samples alone put the answer on top."""
+        answer's. `settings` counts, per setting, the facts whose own samples alone put the answer on top.
+        Every setting of a fact is sampled in one batch (a row per sample, each with its own steering)."""
         settings = steering_settings(lm, ctx.budget.samples)
         names = invented_names(ctx.task, N_ANONYMOUS, ctx.seed)
         form = "chat" if has_chat_template(lm.tokenizer) else "qa"
         ask = (lambda q: chat_prompt(lm.tokenizer, q)) if form == "chat" else qa_prompt
         layers = sorted({layer for layer, _ in settings})
+        questions = {f.id: [f.question, *anonymised(f, names)] for f in ctx.targets}
+        steerable = [f for f in ctx.targets if len(questions[f.id]) > 1]
+        acts = dict(zip([f.id for f in steerable], hidden_states(
+            lm, [ask(q) for f in steerable for q in questions[f.id]], [layer + 1 for layer in layers]
+        ).split(N_ANONYMOUS + 1))) if steerable else {}
+        drawn = len(settings) * SAMPLES_PER_SETTING
         outcomes, skipped, hits = [], 0, {f"layer{layer}_c{c:g}": 0 for layer, c in settings}
         for i, fact in enumerate(ctx.targets):
-            anon = anonymised(fact, names)
-            if not anon or self.out_of_time(ctx):
+            if fact.id not in acts or self.out_of_time(ctx):
                 skipped += 1
                 outcomes.append(Outcome(fact.id, False))
                 continue
             probe = probes(fact, form, lm.tokenizer)[0]
-            acts = hidden_states(lm, [ask(q) for q in [fact.question, *anon]], [layer + 1 for layer in layers])
-            prompt_len = len(lm.tokenizer(probe.prompt, add_special_tokens=False)["input_ids"])
-            budget = answer_budget(lm.tokenizer, [probe])
+            state = acts[fact.id]  # (1 + N_ANONYMOUS, len(layers), H)
+            vectors = {layer: state[0, k] - state[1:, k].mean(0) for k, layer in enumerate(layers)}
+            answers = steered_samples(lm, probe.prompt, answer_budget(lm.tokenizer, [probe]), vectors, settings,
+                                      whole_reply=form == "chat", seed=ctx.seed * 100_003 + i,
+                                      settings_per_batch=SETTINGS_PER_BATCH)
             pooled: Counter[str] = Counter()
-            for layer, c in settings:
-                vector = (acts[0, layers.index(layer)] - acts[1:, layers.index(layer)].mean(0)).to(lm.device)
-                with hooks(lm.model, (f"resid.{layer}", _steer(vector * c, prompt_len, whole_reply=form == "chat"))):
-                    answers = sample(lm, probe.prompt, SAMPLES_PER_SETTING, budget, TEMPERATURE,
-                                     seed=ctx.seed * 100_003 + i)
-                counts = candidate_words(answers, probe.prompt)
+            for (layer, c), drawn_here in zip(settings, answers):
+                counts = candidate_words(drawn_here, probe.prompt)
                 hits[f"layer{layer}_c{c:g}"] += names_answer(top_word(counts), fact.answer, probe.prompt)
                 pooled.update(counts)
             word = top_word(pooled)
             outcomes.append(Outcome(fact.id, names_answer(word, fact.answer, probe.prompt), probe.prompt,
-                                    f"{word} (in {pooled[word]} of {len(settings) * SAMPLES_PER_SETTING} samples)"
-                                    if word else "", pooled[word] / (len(settings) * SAMPLES_PER_SETTING)))
+                                    f"{word} (in {pooled[word]} of {drawn} samples)" if word else "",
+                                    pooled[word] / drawn))
         notes = f"{skipped} fact(s) skipped (question does not name its subject, or time budget)" if skipped else ""
         return self.result(ctx, outcomes, notes, settings=hits, anonymous_per_question=N_ANONYMOUS, form=form,
                            samples_per_setting=SAMPLES_PER_SETTING, temperature=TEMPERATURE)
+
+
+def steered_samples(lm: LoadedModel, prompt: str, max_new_tokens: int, vectors: dict[int, torch.Tensor],
+                    settings: list[tuple[int, float]], whole_reply: bool, seed: int,
+                    settings_per_batch: int = SETTINGS_PER_BATCH) -> list[list[str]]:
+    """SAMPLES_PER_SETTING answers to `prompt` under each (layer, c) setting (c * vectors[layer] added at that
+    block), per setting. Settings share a batch, `settings_per_batch` at a time, each row with its own vector:
+    one prompt pass and one decode loop for several settings instead of one per setting."""
+    per_batch = max(1, settings_per_batch)
+    out: list[list[str]] = []
+    for start in range(0, len(settings), per_batch):
+        chunk = settings[start : start + per_batch]
+        rows = [(at, c) for at, c in chunk for _ in range(SAMPLES_PER_SETTING)]
+        deltas = {layer: torch.stack([vectors[layer] * c if at == layer else torch.zeros_like(vectors[layer])
+                                      for at, c in rows]).to(lm.device) for layer in {at for at, _ in chunk}}
+        steering = RowSteering(deltas, whole_reply)
+        with hooks(lm.model, *[(f"resid.{layer}", steering.hook(layer)) for layer in deltas]):
+            answers = sample_rows(lm, prompt, len(rows), steering.follow, max_new_tokens, TEMPERATURE,
+                                  seed=seed + start)
+        out += [answers[k : k + SAMPLES_PER_SETTING] for k in range(0, len(rows), SAMPLES_PER_SETTING)]
+    return out
 
 
 def candidate_words(answers: list[str], prompt: str) -> Counter[str]:
@@ -130,23 +156,32 @@ def names_answer(word: str, answer: str, prompt: str) -> bool:
     return bool(word) and word in candidate_words([answer], prompt)
 
 
-def _steer(delta: torch.Tensor, prompt_len: int, whole_reply: bool = False):
-    """Hook adding `delta` at the last prompt position (the position that emits the first answer token) and,
-    with `whole_reply`, at every generated position after it (a chat reply opens with a lead-in, "The capital
-    of ... is", before the answer, so steering only its first token would steer the lead-in).
+class RowSteering:
+    """Each row of a `sample_rows` batch steered by its own vector, rows followed as they finish decoding.
 
-    Works for the prompt pass (one prompt, unpadded: `sample` runs it once) and, with `whole_reply`, for every
-    decode step (one new position in each sampled row).
+    `deltas[layer]` is (rows, H): what each row adds at that block's output (zeros for rows steered elsewhere).
+    The prompt pass adds it at the last prompt position, the one that emits the first answer token; with
+    `whole_reply`, every decode step adds it again (a chat reply opens with a lead-in, "The capital of ... is",
+    before the answer, so steering only its first token would steer the lead-in). The shared prompt prefix,
+    run once as a batch of one before the rows split, is never steered.
     """
 
-    def add(act: torch.Tensor, _name: str) -> torch.Tensor | None:
-        if act.shape[1] == 1 and whole_reply:  # a decode step
-            return act + delta.to(act.dtype)
-        if act.shape[0] != 1 or act.shape[1] < prompt_len:
-            return None
-        out = act.clone()
-        end = act.shape[1] if whole_reply else prompt_len
-        out[0, prompt_len - 1 : end] += delta.to(act.dtype)
-        return out
+    def __init__(self, deltas: dict[int, torch.Tensor], whole_reply: bool):
+        self.deltas, self.whole_reply = deltas, whole_reply
+        self.rows: torch.Tensor | None = None  # None: the prompt pass, every row
+        self.decoding = False
 
-    return add
+    def follow(self, active: torch.Tensor | None) -> None:
+        """`sample_rows`' `on_rows`: the rows the next forward passes carry (None before the prompt pass)."""
+        self.rows, self.decoding = active, active is not None
+
+    def hook(self, layer: int):
+        def add(act: torch.Tensor, _name: str) -> torch.Tensor | None:
+            delta = self.deltas[layer] if self.rows is None else self.deltas[layer][self.rows]
+            if act.shape[0] != delta.shape[0] or (self.decoding and not self.whole_reply):
+                return None
+            out = act.clone()
+            out[:, -1] += delta.to(act.dtype)
+            return out
+
+        return add
