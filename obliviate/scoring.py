@@ -210,31 +210,72 @@ def _prefill(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]]) -> _Prefilled
     return _Prefilled(out[CACHE_ARG], mask, out.logits[:, -1].float())
 
 
+def _continue(lm: LoadedModel, pre: _Prefilled, rows: list[int], mask: torch.Tensor, **inputs: Any) -> torch.Tensor:
+    """Logits (C, W, V) of right-padded continuations (`input_ids` or `inputs_embeds`, `mask` (C, W)) of prompts
+    `rows`, run on a copy of their cache (so `pre` serves any number of calls). Differentiable in the inputs."""
+    index = torch.tensor(rows, device=lm.device)
+    cache = copy.deepcopy(pre.cache)
+    cache.batch_select_indices(index)
+    positions = pre.mask[index].sum(1, keepdim=True) + torch.arange(mask.shape[1], device=lm.device)
+    return lm.model(**inputs, attention_mask=torch.cat([pre.mask[index], mask], 1), position_ids=positions,
+                    use_cache=True, **{CACHE_ARG: cache}).logits
+
+
+def right_padded(lm: LoadedModel, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask), both (C, W): token sequences right-padded with the pad token."""
+    width = max(len(t) for t in sequences)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, t in enumerate(sequences):
+        ids[row, : len(t)] = torch.tensor(t, dtype=torch.long)
+        mask[row, : len(t)] = 1
+    return ids.to(lm.device), mask.to(lm.device)
+
+
 def _continuation_stats(lm: LoadedModel, pre: _Prefilled, rows: list[int], targets: list[list[int]],
                         stats: Stats) -> list[torch.Tensor]:
     """`stats` at every token of `targets[j]` read as the continuation of prompt `rows[j]` (teacher forcing
     on a copy of the prompts' cache, so each prompt is run once however many targets it has)."""
-    width = max(len(t) for t in targets)
-    if width == 0:
+    if max(len(t) for t in targets) == 0:
         empty = stats(pre.next_logits[:1, None][:, :0], torch.zeros((1, 0), dtype=torch.long, device=lm.device))
         return [empty[0].cpu() for _ in targets]
+    ids, mask = right_padded(lm, targets)
+    logits = _continue(lm, pre, rows, mask, input_ids=ids).float()  # (C, W, V): predicts the token after each
     index = torch.tensor(rows, device=lm.device)
-    cache = copy.deepcopy(pre.cache)
-    cache.batch_select_indices(index)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    target_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, t in enumerate(targets):
-        ids[row, : len(t)] = torch.tensor(t, dtype=torch.long)
-        target_mask[row, : len(t)] = 1
-    ids, target_mask = ids.to(lm.device), target_mask.to(lm.device)
-    mask = torch.cat([pre.mask[index], target_mask], 1)
-    positions = pre.mask[index].sum(1, keepdim=True) + torch.arange(width, device=lm.device)
-    logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                      **{CACHE_ARG: cache}).logits.float()  # (C, W, V): predicts the token after each target token
     predictions = torch.cat([pre.next_logits[index, None], logits[:, :-1]], 1)  # (C, W, V): predicts each token
     values = stats(predictions, ids).cpu()
     return [values[row, : len(t)] for row, t in enumerate(targets)]
+
+
+class PromptCache:
+    """Prompts run once, then any number of continuations scored after them: a search that tries many endings
+    of the same prompts (GCG's suffix candidates after each question) pays for the prompts once, not per try.
+
+    Prompts are token ids; a prefix they all share (a chat header) runs once, as everywhere in this module.
+    """
+
+    def __init__(self, lm: LoadedModel, prompt_ids: Sequence[Sequence[int]]) -> None:
+        if not prompt_ids or not all(prompt_ids):
+            raise ValueError("PromptCache: every prompt needs at least one token")
+        self.lm = lm
+        with torch.no_grad():
+            self.pre = _prefill(lm, prompt_ids)
+
+    @torch.no_grad()
+    def logprobs(self, rows: Sequence[int], continuations: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Per-token log p of `continuations[j]` after prompt `rows[j]`: one 1-D CPU tensor each."""
+        out: list[torch.Tensor] = []
+        for start in range(0, len(rows), TARGETS_PER_PASS):
+            chunk = slice(start, start + TARGETS_PER_PASS)
+            out += [v[:, 0] for v in _continuation_stats(self.lm, self.pre, list(rows[chunk]),
+                                                         [list(c) for c in continuations[chunk]], _logprob_and_hit)]
+        return out
+
+    def logits(self, rows: Sequence[int], embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Logits (C, W, V) of right-padded continuation embeddings (C, W, H) after prompts `rows`; position w
+        predicts continuation token w + 1. Differentiable in `embeds` (the model's weights are not touched)."""
+        return _continue(self.lm, self.pre, list(rows), mask.to(self.lm.device), inputs_embeds=embeds)
 
 
 def _stop_flags(lm: LoadedModel, vocab: int, stop_at_newline: bool) -> torch.Tensor:

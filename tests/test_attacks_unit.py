@@ -477,6 +477,42 @@ def test_gcg_reports_held_out_questions_with_a_suffix_that_survives_retokenisati
     assert d["form"] == "qa"  # the tiny tokenizer has no chat template
 
 
+def test_gcg_losses_and_gradient_after_cached_questions_equal_whole_sequences(task, lm):
+    """The question parts run once (`PromptCache`); losses and the one-hot gradient must be what a plain forward
+    over [question, suffix, cue, answer] gives, for questions of different lengths."""
+    from obliviate.attacks.adversarial_suffix import _Problem
+
+    facts = [f for f in task.forget][:3]
+    answers = [" " + f.answer.strip() for f in facts]
+    problem = _Problem(lm, facts, "qa", answers)
+    assert len({len(head) for head, _, _ in problem.parts}) > 1  # left-padded heads are exercised
+    emb = lm.model.get_input_embeddings().weight
+    suffixes = torch.tensor([[40, 41, 42], [50, 51, 52]])
+
+    def reference(suffix: torch.Tensor, one_hot: torch.Tensor | None = None) -> torch.Tensor:
+        total = 0.0
+        for head, cue, ans in problem.parts:
+            ids = torch.tensor([head + suffix.tolist() + cue + ans])
+            embeds = emb[ids].detach().clone()
+            if one_hot is not None:
+                embeds[0, len(head) : len(head) + len(suffix)] = one_hot @ emb
+            logp = lm.model(inputs_embeds=embeds).logits[0, :-1].float().log_softmax(-1)
+            at = torch.arange(ids.shape[1] - len(ans) - 1, ids.shape[1] - 1)
+            total = total - logp[at, ids[0, at + 1]].mean()
+        return total / len(problem.parts)
+
+    with torch.no_grad():
+        expected = torch.stack([reference(s) for s in suffixes])
+    assert torch.allclose(problem.losses(suffixes), expected, atol=1e-4)
+    one_hot = torch.zeros(3, emb.shape[0])
+    one_hot[torch.arange(3), suffixes[0]] = 1.0
+    one_hot.requires_grad_(True)
+    reference(suffixes[0], one_hot).backward()
+    lm.model.zero_grad(set_to_none=True)  # the reference's backward reached the weights; the attack's must not
+    assert torch.allclose(problem.gradient(suffixes[0]), one_hot.grad, atol=1e-4)
+    assert all(p.grad is None for p in lm.model.parameters())
+
+
 def test_gcg_asks_a_chat_model_through_its_template_toward_the_facts_cloze(task, lm):
     import obliviate.attacks.adversarial_suffix as module
 

@@ -34,7 +34,7 @@ from obliviate.errors import ConfigError
 from obliviate.hooks import trainable_only
 from obliviate.judge import normalise
 from obliviate.models import LoadedModel
-from obliviate.scoring import EncodedPairs, selective_log_softmax, token_logprobs
+from obliviate.scoring import PromptCache, right_padded, selective_log_softmax
 
 
 def _ids(tokenizer, text: str) -> list[int]:
@@ -86,41 +86,24 @@ def banned_tokens(tokenizer, facts: list[Fact]) -> torch.Tensor:
 
 
 class _Problem:
-    """Token ids of (question part, answer-cue part, answer) per training fact; builds batches for a suffix."""
+    """Token ids of (question part, answer-cue part, answer) per training fact. The question parts never change,
+    so they run once (`PromptCache`); every loss and gradient runs only [suffix, cue, answer] after them."""
 
     def __init__(self, lm: LoadedModel, facts: list[Fact], form: str, answers: list[str]) -> None:
         tok = lm.tokenizer
         self.lm = lm
         self.parts = [(*(_ids(tok, part) for part in around_question(tok, f.question, form)), _ids(tok, answer))
                       for f, answer in zip(facts, answers)]
-
-    def encode(self, suffixes: torch.Tensor) -> EncodedPairs:
-        """Right-padded batch of every (suffix, fact) pair: row c * n_facts + j. `suffixes` is (C, n)."""
-        rows, masks = [], []
-        for s in suffixes.tolist():
-            for head, cue, ans in self.parts:
-                rows.append(head + s + cue + ans)
-                masks.append([False] * (len(rows[-1]) - len(ans)) + [True] * len(ans))
-        width = max(map(len, rows))
-        ids = torch.zeros(len(rows), width, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        tmask = torch.zeros(len(rows), width, dtype=torch.bool)
-        for i, (r, m) in enumerate(zip(rows, masks)):
-            ids[i, : len(r)], attn[i, : len(r)], tmask[i, : len(m)] = torch.tensor(r), 1, torch.tensor(m)
-        return EncodedPairs(ids, attn, tmask).to(self.lm.device)
+        self.heads = PromptCache(lm, [head for head, _, _ in self.parts])
 
     @torch.no_grad()
-    def losses(self, suffixes: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    def losses(self, suffixes: torch.Tensor) -> torch.Tensor:
         """Mean per-token answer NLL over the facts, for each suffix: (C,)."""
-        out = []
-        n = len(self.parts)
-        per = max(1, chunk // n)
-        for i in range(0, len(suffixes), per):
-            batch = self.encode(suffixes[i : i + per])
-            lp = token_logprobs(self.lm.model, batch)  # (C*n, T-1)
-            nll = -lp.sum(-1) / batch.target_mask[:, 1:].sum(-1)
-            out.append(nll.view(-1, n).mean(-1).cpu())
-        return torch.cat(out)
+        rows = [j for _ in suffixes for j in range(len(self.parts))]
+        tails = [s + cue + ans for s in suffixes.tolist() for _, cue, ans in self.parts]
+        nll = [-lp[-len(ans):].mean() for lp, (_, _, ans) in
+               zip(self.heads.logprobs(rows, tails), self.parts * len(suffixes))]
+        return torch.stack(nll).view(len(suffixes), len(self.parts)).mean(-1)
 
     def gradient(self, suffix: torch.Tensor) -> torch.Tensor:
         """d loss / d one-hot(suffix): (n, V). Only the one-hot takes gradients, never the weights."""
@@ -129,18 +112,17 @@ class _Problem:
         one_hot = torch.zeros(len(suffix), emb.shape[0], device=emb.device, dtype=emb.dtype)
         one_hot[torch.arange(len(suffix)), suffix.to(emb.device)] = 1.0
         one_hot.requires_grad_(True)
-        batch = self.encode(suffix[None])
+        rest, mask = right_padded(self.lm, [cue + ans for _, cue, ans in self.parts])  # after the suffix, per fact
         with trainable_only(model, lambda _n: False), torch.enable_grad():
-            embeds = emb[batch.input_ids].detach()  # (B, T, H)
-            for row, (head, _, _) in enumerate(self.parts):
-                embeds[row, len(head) : len(head) + len(suffix)] = 0
-            pos = torch.zeros_like(embeds)
-            for row, (head, _, _) in enumerate(self.parts):
-                pos[row, len(head) : len(head) + len(suffix)] = one_hot @ emb
-            logits = model(inputs_embeds=embeds + pos, attention_mask=batch.attention_mask).logits[:, :-1]
-            lp = selective_log_softmax(logits.float(), batch.input_ids[:, 1:]) * batch.target_mask[:, 1:]
-            loss = (-lp.sum(-1) / batch.target_mask[:, 1:].sum(-1)).mean()
-            loss.backward()
+            embeds = torch.cat([(one_hot @ emb).expand(len(self.parts), -1, -1), emb[rest].detach()], 1)
+            mask = torch.cat([mask.new_ones(len(self.parts), len(suffix)), mask], 1)
+            logits = self.heads.logits(range(len(self.parts)), embeds, mask)  # position w predicts token w + 1
+            loss = 0.0
+            for row, (_, cue, ans) in enumerate(self.parts):
+                first = len(suffix) + len(cue)  # the answer's first position in the continuation
+                predicted = logits[row, first - 1 : first - 1 + len(ans)].float()
+                loss = loss - selective_log_softmax(predicted, torch.tensor(ans, device=emb.device)).mean()
+            (loss / len(self.parts)).backward()
         return one_hot.grad.detach().cpu()
 
 
