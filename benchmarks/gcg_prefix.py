@@ -2,8 +2,9 @@
 
 Each GCG step scores `candidates` suffixes on every training question. The question part (chat header, question)
 never changes, so `_Problem` runs it once (`scoring.PromptCache`) and each loss runs only [suffix, answer cue,
-answer] after it. The other row runs the same losses as whole right-padded sequences, as before 2026-12-08;
-both rows score the same candidates and the largest difference between their losses is printed.
+answer] after it, unembedding only the positions that predict the answer. The other row runs the same losses as
+whole right-padded sequences, every position unembedded, as before 2026-12-08; both rows score the same
+candidates and the largest difference between their losses is printed.
 
     python benchmarks/gcg_prefix.py --json gcg_prefix.json
 """

@@ -210,15 +210,18 @@ def _prefill(lm: LoadedModel, prompt_ids: Sequence[Sequence[int]]) -> _Prefilled
     return _Prefilled(out[CACHE_ARG], mask, out.logits[:, -1].float())
 
 
-def _continue(lm: LoadedModel, pre: _Prefilled, rows: list[int], mask: torch.Tensor, **inputs: Any) -> torch.Tensor:
+def _continue(lm: LoadedModel, pre: _Prefilled, rows: list[int], mask: torch.Tensor,
+              at: torch.Tensor | None = None, **inputs: Any) -> torch.Tensor:
     """Logits (C, W, V) of right-padded continuations (`input_ids` or `inputs_embeds`, `mask` (C, W)) of prompts
-    `rows`, run on a copy of their cache (so `pre` serves any number of calls). Differentiable in the inputs."""
+    `rows`, run on a copy of their cache (so `pre` serves any number of calls). Differentiable in the inputs.
+    With `at` (C, W) bool, only those positions are unembedded: (1, N, V) row-major, as `forward_at`."""
     index = torch.tensor(rows, device=lm.device)
     cache = copy.deepcopy(pre.cache)
     cache.batch_select_indices(index)
     positions = pre.mask[index].sum(1, keepdim=True) + torch.arange(mask.shape[1], device=lm.device)
-    return lm.model(**inputs, attention_mask=torch.cat([pre.mask[index], mask], 1), position_ids=positions,
-                    use_cache=True, **{CACHE_ARG: cache}).logits
+    inputs.update(attention_mask=torch.cat([pre.mask[index], mask], 1), position_ids=positions, use_cache=True,
+                  **{CACHE_ARG: cache})
+    return (lm.model(**inputs) if at is None else forward_at(lm.model, at, **inputs)).logits
 
 
 def right_padded(lm: LoadedModel, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,13 +266,25 @@ class PromptCache:
             self.pre = _prefill(lm, prompt_ids)
 
     @torch.no_grad()
-    def logprobs(self, rows: Sequence[int], continuations: Sequence[Sequence[int]]) -> list[torch.Tensor]:
-        """Per-token log p of `continuations[j]` after prompt `rows[j]`: one 1-D CPU tensor each."""
+    def ending_logprobs(self, rows: Sequence[int], continuations: Sequence[Sequence[int]],
+                        scored: Sequence[int]) -> list[torch.Tensor]:
+        """Per-token log p of the last `scored[j]` tokens of `continuations[j]` after prompt `rows[j]` (one 1-D CPU
+        tensor each; each continuation keeps at least one unscored token). Only the positions that predict
+        scored tokens are unembedded: a suffix search reads the answer after each candidate, not the candidate."""
+        if any(not 0 < n < len(c) for n, c in zip(scored, continuations)):
+            raise ValueError("ending_logprobs: score 1 to len - 1 tokens of each continuation")
         out: list[torch.Tensor] = []
         for start in range(0, len(rows), TARGETS_PER_PASS):
-            chunk = slice(start, start + TARGETS_PER_PASS)
-            out += [v[:, 0] for v in _continuation_stats(self.lm, self.pre, list(rows[chunk]),
-                                                         [list(c) for c in continuations[chunk]], _logprob_and_hit)]
+            chunk = [list(c) for c in continuations[start : start + TARGETS_PER_PASS]]
+            counts = list(scored[start : start + TARGETS_PER_PASS])
+            ids, mask = right_padded(self.lm, chunk)
+            at = torch.zeros_like(mask, dtype=torch.bool)  # position p predicts token p + 1
+            for j, (c, n) in enumerate(zip(chunk, counts)):
+                at[j, len(c) - n - 1 : len(c) - 1] = True
+            logits = _continue(self.lm, self.pre, list(rows[start : start + TARGETS_PER_PASS]), mask, at,
+                               input_ids=ids)[0].float()
+            labels = ids[:, 1:][at[:, :-1]]
+            out += list(selective_log_softmax(logits, labels).cpu().split(counts))
         return out
 
     def logits(self, rows: Sequence[int], embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -362,3 +362,19 @@ def test_greedy_match_shortcut_agrees_with_generation(lm):
         pytest.skip("tiny model produced whitespace only")
     result = S.score_probes(lm, [Probe("f", "qa", prompt, greedy)], judge_fn=contains)[0]
     assert result.correct
+
+
+def test_prompt_cache_scores_the_endings_of_continuations_as_a_plain_forward_does(lm):
+    """Prompts of different lengths run once; each continuation's last tokens are scored after its own prompt."""
+    prompts = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    cache = S.PromptCache(lm, prompts)
+    rows, continuations, scored = [0, 2, 0, 1], [[40, 41, 42, 43], [50, 51], [60, 61, 62], [70, 71, 72]], [2, 1, 2, 1]
+    got = cache.ending_logprobs(rows, continuations, scored)
+    for row, cont, n, values in zip(rows, continuations, scored, got):
+        ids = torch.tensor([prompts[row] + cont])
+        with torch.no_grad():
+            logp = lm.model(ids).logits[0, :-1].log_softmax(-1)
+        at = torch.arange(ids.shape[1] - n - 1, ids.shape[1] - 1)
+        assert torch.allclose(values, logp[at, ids[0, at + 1]], atol=1e-5)
+    with pytest.raises(ValueError, match="1 to len - 1"):
+        cache.ending_logprobs([0], [[40, 41]], [2])

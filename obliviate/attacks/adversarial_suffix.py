@@ -101,8 +101,8 @@ class _Problem:
         """Mean per-token answer NLL over the facts, for each suffix: (C,)."""
         rows = [j for _ in suffixes for j in range(len(self.parts))]
         tails = [s + cue + ans for s in suffixes.tolist() for _, cue, ans in self.parts]
-        nll = [-lp[-len(ans):].mean() for lp, (_, _, ans) in
-               zip(self.heads.logprobs(rows, tails), self.parts * len(suffixes))]
+        answers = [len(ans) for _ in suffixes for _, _, ans in self.parts]
+        nll = [-lp.mean() for lp in self.heads.ending_logprobs(rows, tails, answers)]
         return torch.stack(nll).view(len(suffixes), len(self.parts)).mean(-1)
 
     def gradient(self, suffix: torch.Tensor) -> torch.Tensor:
