@@ -506,7 +506,8 @@ def sample_rows(lm: LoadedModel, prompt: str, n: int, on_rows: Callable[[torch.T
     """`n` sampled continuations of one prompt whose rows a hook may treat differently (per-row steering).
 
     Unlike `sample`, the prompt's last token runs once per row: the rest of the prompt runs once (batch 1) and
-    the last token as a batch of `n`, so the pass that emits each row's first token is already per row.
+    the last token as a batch of `n` (a prompt under SHARED_PREFIX_MIN + 1 tokens runs whole, `n` times), so the
+    pass that emits each row's first token is already per row; hooks see it as the batch's last position.
     `on_rows(None)` announces that prompt pass (every row, in order); `on_rows(active)` then names, before the
     first decode step and after each change, which rows (indices into 0..n-1) the next passes carry.
     """
