@@ -67,6 +67,7 @@ def run(task_spec: str, methods: list[str], attacks: str | None, budget, steps: 
                 "plain": len(report.answered_plainly), "targets": len(report.targets),
                 "control_kind": report.control.get("kind"), "plain_above_control": data["plain_above_control"],
                 "seconds": round(r["seconds"] + control.get("seconds", 0.0), 1), "notes": r["notes"],
+                "outcomes": r["outcomes"], "control_outcomes": control.get("outcomes", []),  # per fact: why
             })
         print(f"{method}: done in {time.perf_counter() - started:.0f} s", flush=True)
     return rows
