@@ -20,19 +20,17 @@ import torch
 
 def whole_sequence_losses(problem, suffixes: torch.Tensor, per: int = 2) -> torch.Tensor:
     """Mean answer NLL per suffix from full [question, suffix, cue, answer] sequences (the old way)."""
-    from obliviate.scoring import EncodedPairs, token_logprobs
+    from obliviate.scoring import EncodedPairs, right_padded, token_logprobs
 
     out = []
     for i in range(0, len(suffixes), per):
         rows = [(head + s + cue + ans, len(ans)) for s in suffixes[i : i + per].tolist()
                 for head, cue, ans in problem.parts]
-        width = max(len(r) for r, _ in rows)
-        ids = torch.zeros(len(rows), width, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        target = torch.zeros(len(rows), width, dtype=torch.bool)
+        ids, attn = right_padded(problem.lm, [r for r, _ in rows])
+        target = torch.zeros_like(ids, dtype=torch.bool)
         for k, (r, n_ans) in enumerate(rows):
-            ids[k, : len(r)], attn[k, : len(r)], target[k, len(r) - n_ans : len(r)] = torch.tensor(r), 1, True
-        batch = EncodedPairs(ids, attn, target).to(problem.lm.device)
+            target[k, len(r) - n_ans : len(r)] = True
+        batch = EncodedPairs(ids, attn, target)
         with torch.no_grad():
             lp = token_logprobs(problem.lm.model, batch)
         nll = -lp.sum(-1) / batch.target_mask[:, 1:].sum(-1)
@@ -68,7 +66,8 @@ def main() -> None:
     problem = _Problem(lm, facts, form, [optimised_target(f, form) for f in facts])
     setup = time.perf_counter() - started
     rows = []
-    for name, losses in (("questions cached", problem.losses), ("whole sequences", lambda s: whole_sequence_losses(problem, s))):
+    ways = (("questions cached", problem.losses), ("whole sequences", lambda s: whole_sequence_losses(problem, s)))
+    for name, losses in ways:
         started = time.perf_counter()
         values = losses(suffixes)
         rows.append({"way": name, "seconds": time.perf_counter() - started, "losses": values.tolist()})

@@ -490,32 +490,25 @@ def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, 
 
 @torch.no_grad()
 def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, temperature: float = 1.0, seed: int = 0,
-           stop_at_newline: bool = True) -> list[str]:
+           stop_at_newline: bool = True,
+           on_rows: Callable[[torch.Tensor | None], None] | None = None) -> list[str]:
     """`n` continuations of one prompt sampled at `temperature` (seeded): the prompt runs once, its KV cache is
-    copied to `n` rows (so a hook sees the prompt as a batch of one, and the decode steps as `n` rows)."""
-    if n < 1 or temperature <= 0:
-        raise ValueError(f"sample: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
-    return _run(lm, [prompt], [""], 1, None, max_new_tokens, None, stop_at_newline, temperature=temperature,
-                seed=seed, samples=n)[1]
+    copied to `n` rows (so a hook sees the prompt as a batch of one, and the decode steps as `n` rows).
 
-
-@torch.no_grad()
-def sample_rows(lm: LoadedModel, prompt: str, n: int, on_rows: Callable[[torch.Tensor | None], None],
-                max_new_tokens: int = 16, temperature: float = 1.0, seed: int = 0,
-                stop_at_newline: bool = True) -> list[str]:
-    """`n` sampled continuations of one prompt whose rows a hook may treat differently (per-row steering).
-
-    Unlike `sample`, the prompt's last token runs once per row: the rest of the prompt runs once (batch 1) and
-    the last token as a batch of `n` (a prompt under SHARED_PREFIX_MIN + 1 tokens runs whole, `n` times), so the
-    pass that emits each row's first token is already per row; hooks see it as the batch's last position.
-    `on_rows(None)` announces that prompt pass (every row, in order); `on_rows(active)` then names, before the
-    first decode step and after each change, which rows (indices into 0..n-1) the next passes carry.
+    With `on_rows`, rows a hook may treat differently (per-row steering): the prompt's last token runs once per
+    row (the rest once, batch 1; a prompt under SHARED_PREFIX_MIN + 1 tokens runs whole, `n` times), so the pass
+    that emits each row's first token is already per row, at the batch's last position. `on_rows(None)`
+    announces that prompt pass (every row, in order); `on_rows(active)` then names, before the first decode
+    step and after each change, which rows (indices into 0..n-1) the next passes carry.
     """
     if n < 1 or temperature <= 0:
-        raise ValueError(f"sample_rows: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
+        raise ValueError(f"sample: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
+    if on_rows is None:
+        return _run(lm, [prompt], [""], 1, None, max_new_tokens, None, stop_at_newline, temperature=temperature,
+                    seed=seed, samples=n)[1]
     ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if not ids:
-        raise ValueError("sample_rows: empty prompt")
+        raise ValueError("sample: empty prompt")
     on_rows(None)
     pre = _prefill(lm, [ids] * n)
     generator = torch.Generator(lm.device).manual_seed(seed)

@@ -373,7 +373,7 @@ def test_steering_gives_each_sampled_row_its_own_vector_while_other_rows_finish(
     """Rows that finish early leave the batch; the rows after them must keep their own steering vector."""
     from obliviate.attacks.activation_steering import RowSteering
     from obliviate.hooks import hooks, n_layers
-    from obliviate.scoring import generate, sample_rows
+    from obliviate.scoring import generate, sample
 
     last, prompt, budget = n_layers(lm.model) - 1, "Question: Where was Mara Quill born?\nAnswer:", 6
     head = lm.model.get_output_embeddings().weight.detach()
@@ -393,12 +393,12 @@ def test_steering_gives_each_sampled_row_its_own_vector_while_other_rows_finish(
 
     steering = RowSteering({last: torch.stack(rows)}, whole_reply=True)
     with hooks(lm.model, (f"resid.{last}", steering.hook(last))):
-        got = sample_rows(lm, prompt, len(rows), steering.follow, budget, temperature=1e-4)
+        got = sample(lm, prompt, len(rows), budget, temperature=1e-4, on_rows=steering.follow)
     assert got[1] == "" and got[3] == alone(toward[40]) != got[0]  # row 3 kept its vector after row 1 left
     assert got[0] == got[2] == alone(zero) == generate(lm, [prompt], budget)[0]
     first_only = RowSteering({last: torch.stack(rows)}, whole_reply=False)  # plain QA: the first token only
     with hooks(lm.model, (f"resid.{last}", first_only.hook(last))):
-        got = sample_rows(lm, prompt, len(rows), first_only.follow, budget, temperature=1e-4)
+        got = sample(lm, prompt, len(rows), budget, temperature=1e-4, on_rows=first_only.follow)
     assert got[1] == "" and got[3] == alone(toward[40], whole_reply=False)
     assert got[3].startswith(lm.tokenizer.decode([40]).strip())
     first_only.follow(torch.tensor([0, 3]))  # decoding: only the whole-reply steering adds
@@ -429,7 +429,7 @@ def test_steering_judges_the_most_frequent_word_not_whichever_sample_is_right(ta
         majority = right if first.question in prompt else wrong  # first: right on top; second: right in 1 of n
         return [f"it is {majority}"] * (n - 1) + [f"it is {right}"]
 
-    monkeypatch.setattr(module, "sample_rows", replies)
+    monkeypatch.setattr(module, "sample", replies)
     result = module.ActivationSteering().run(lm, _ctx(task))
     recovered = {o.fact_id: o.recovered for o in result.outcomes}
     assert recovered[first.id] and not recovered[second.id]

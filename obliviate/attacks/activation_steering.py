@@ -26,7 +26,7 @@ from obliviate.data.schema import Fact, Task
 from obliviate.hooks import hooks, n_layers
 from obliviate.judge import fold
 from obliviate.models import LoadedModel
-from obliviate.scoring import answer_budget, hidden_states, sample_rows
+from obliviate.scoring import answer_budget, hidden_states, sample
 from obliviate.text import FUNCTION_WORDS, words
 
 N_ANONYMOUS = 8  # anonymised copies per question
@@ -130,8 +130,8 @@ def steered_samples(lm: LoadedModel, prompt: str, max_new_tokens: int, vectors: 
                                       for at, c in rows]).to(lm.device) for layer in {at for at, _ in chunk}}
         steering = RowSteering(deltas, whole_reply)
         with hooks(lm.model, *[(f"resid.{layer}", steering.hook(layer)) for layer in deltas]):
-            answers = sample_rows(lm, prompt, len(rows), steering.follow, max_new_tokens, TEMPERATURE,
-                                  seed=seed + start)
+            answers = sample(lm, prompt, len(rows), max_new_tokens, TEMPERATURE, seed=seed + start,
+                             on_rows=steering.follow)
         out += [answers[k : k + SAMPLES_PER_SETTING] for k in range(0, len(rows), SAMPLES_PER_SETTING)]
     return out
 
@@ -157,7 +157,7 @@ def names_answer(word: str, answer: str, prompt: str) -> bool:
 
 
 class RowSteering:
-    """Each row of a `sample_rows` batch steered by its own vector, rows followed as they finish decoding.
+    """Each row of a `sample(..., on_rows=)` batch steered by its own vector, rows followed as they finish decoding.
 
     `deltas[layer]` is (rows, H): what each row adds at that block's output (zeros for rows steered elsewhere).
     The prompt pass adds it at the last prompt position, the one that emits the first answer token; with
@@ -172,7 +172,7 @@ class RowSteering:
         self.decoding = False
 
     def follow(self, active: torch.Tensor | None) -> None:
-        """`sample_rows`' `on_rows`: the rows the next forward passes carry (None before the prompt pass)."""
+        """`sample`'s `on_rows`: the rows the next forward passes carry (None before the prompt pass)."""
         self.rows, self.decoding = active, active is not None
 
     def hook(self, layer: int):
