@@ -19,7 +19,7 @@ import copy
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -32,6 +32,10 @@ DEFAULT_BATCH = 16  # prompts per batch of the teacher-forced scorers (answer_lo
 # amortise it; the full card took 556 s at 16 and 310 s at 64 here (docs/metrics.md "Speed").
 GENERATION_BATCH = 64
 TARGETS_PER_PASS = 64  # teacher-forced targets per forward pass, whatever the batch: bounds the logits' memory
+# Where a decoded row ends: its first line, its first sentence (the line, or a token after text ending in one of
+# SENTENCE_ENDS; "58.5" or "U.S." end early: fine for replies judged by the words they name), or eos / budget.
+Stop = Literal["line", "sentence"] | None
+SENTENCE_ENDS = (".", "!", "?")
 
 
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -293,26 +297,27 @@ class PromptCache:
         return _continue(self.lm, self.pre, list(rows), mask.to(self.lm.device), inputs_embeds=embeds)
 
 
-def _stop_flags(lm: LoadedModel, vocab: int, stop_at_newline: bool) -> torch.Tensor:
-    """(vocab, 3) `_newline_flags` padded to the model's vocabulary (ids past the tokenizer: no text); all False
-    when generation runs to eos or the token budget."""
-    flags = _newline_flags(lm.tokenizer) if stop_at_newline else torch.zeros((0, 3), dtype=torch.bool)
+def _stop_flags(lm: LoadedModel, vocab: int, stop: Stop) -> torch.Tensor:
+    """(vocab, 3) `_newline_flags` for `stop` padded to the model's vocabulary (ids past the tokenizer: no text);
+    all False when generation runs to eos or the token budget (`stop` None)."""
+    flags = _newline_flags(lm.tokenizer, stop == "sentence") if stop else torch.zeros((0, 3), dtype=torch.bool)
     flags = torch.cat([flags[:vocab], flags.new_zeros(max(0, vocab - len(flags)), 3)])
     return flags.to(lm.device)
 
 
 def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: int,
-            stop_at_newline: bool, temperature: float = 0.0, generator: torch.Generator | None = None,
+            stop: Stop, temperature: float = 0.0, generator: torch.Generator | None = None,
             on_rows: Callable[[torch.Tensor], None] | None = None) -> list[list[int]]:
     """Greedy token ids continuing prompts `rows` (consumes `pre.cache`); with `temperature` > 0, tokens sampled
     from softmax(logits / temperature) with `generator` instead. A row leaves the batch once it emits eos or,
-    with `stop_at_newline`, once its first non-blank line has ended, i.e. once what `generate` keeps (the
-    stripped text up to its first newline) can no longer change; the others decode on without it. `on_rows`
+    with `stop` "line", once its first non-blank line has ended, i.e. once what `generate` keeps (the stripped
+    text up to its first newline) can no longer change ("sentence": or once a token after text ends in ".", "!"
+    or "?"); the others decode on without it. `on_rows`
     hears which of `rows` (by position) are still decoding before the first decode step and after each change."""
     index = torch.tensor(rows, device=lm.device)
     cache, mask, logits = pre.cache, pre.mask[index], pre.next_logits[index]
     cache.batch_select_indices(index)
-    newline, text_before, nonblank = _stop_flags(lm, logits.shape[-1], stop_at_newline).unbind(-1)
+    newline, text_before, nonblank = _stop_flags(lm, logits.shape[-1], stop).unbind(-1)
     eos = lm.tokenizer.eos_token_id
     out: list[list[int]] = [[] for _ in rows]
     active = torch.arange(len(rows), device=lm.device)
@@ -344,15 +349,16 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
     return out
 
 
-def _kept(text: str, stop_at_newline: bool) -> str:
-    """What a generation returns: with `stop_at_newline` its first non-blank line, stripped; else all of it."""
-    return text.strip().split("\n")[0].strip() if stop_at_newline else text
+def _kept(text: str, stop: Stop) -> str:
+    """What a generation returns: with a `stop` its first non-blank line, stripped (decoding already ended it at
+    the first sentence for "sentence"); else all of it."""
+    return text.strip().split("\n")[0].strip() if stop else text
 
 
 @torch.no_grad()
 def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_size: int, stats: Stats | None,
          max_new_tokens: int = 0, decode_unless: Callable[[torch.Tensor], bool] | None = None,
-         stop_at_newline: bool = True, max_length: int = 256, temperature: float = 0.0,
+         stop: Stop = "line", max_length: int = 256, temperature: float = 0.0,
          seed: int = 0, samples: int = 1) -> tuple[list[torch.Tensor | None], list[str]]:
     """THE inference loop behind every scorer and `generate`.
 
@@ -395,10 +401,10 @@ def _run(lm: LoadedModel, prompts: Sequence[str], targets: Sequence[str], batch_
             rows = [row for row, k in enumerate(idx)
                     if decode_unless is None or not all(decode_unless(out_stats[i]) for i in groups[distinct[k]])]
             if rows:
-                decoded = _greedy(lm, pre, rows * samples, max_new_tokens, stop_at_newline, temperature, generator)
+                decoded = _greedy(lm, pre, rows * samples, max_new_tokens, stop, temperature, generator)
                 for n, ids in enumerate(decoded):
                     draw, row = divmod(n, len(rows))
-                    text = _kept(tok.decode(ids, skip_special_tokens=True), stop_at_newline)
+                    text = _kept(tok.decode(ids, skip_special_tokens=True), stop)
                     for i in groups[distinct[idx[rows[row]]]]:
                         out_text[draw * len(prompts) + i] = text
     return out_stats, out_text
@@ -473,24 +479,32 @@ def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[S
 
 
 @functools.lru_cache(maxsize=8)
-def _newline_flags(tokenizer) -> torch.Tensor:
-    """(V, 3) bool per token id: contains a newline, has text before its first newline, is not blank."""
+def _newline_flags(tokenizer, sentence: bool = False) -> torch.Tensor:
+    """(V, 3) bool per token id: ends the unit (contains a newline; with `sentence` also: its first line ends in
+    ".", "!" or "?"), has text before that end, is not blank."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
-    return torch.tensor([("\n" in t, bool(t.split("\n")[0].strip()), bool(t.strip())) for t in texts],
-                        dtype=torch.bool)
+
+    def flags(t: str) -> tuple[bool, bool, bool]:
+        line = t.split("\n")[0]
+        if sentence and line.rstrip().endswith(SENTENCE_ENDS):
+            return True, bool(line.rstrip()[:-1].strip()), bool(t.strip())
+        return "\n" in t, bool(line.strip()), bool(t.strip())
+
+    return torch.tensor([flags(t) for t in texts], dtype=torch.bool)
 
 
 def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, batch_size: int = GENERATION_BATCH,
              stop_at_newline: bool = True, temperature: float = 0.0, seed: int = 0) -> list[str]:
     """Greedy continuations (sampled at `temperature` > 0, seeded); with `stop_at_newline` only the first line is
     kept, and each row stops decoding as soon as that line is complete."""
-    return _run(lm, prompts, [""] * len(prompts), batch_size, None, max_new_tokens, None, stop_at_newline,
+    return _run(lm, prompts, [""] * len(prompts), batch_size, None, max_new_tokens, None,
+                "line" if stop_at_newline else None,
                 temperature=temperature, seed=seed)[1]
 
 
 @torch.no_grad()
 def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, temperature: float = 1.0, seed: int = 0,
-           stop_at_newline: bool = True,
+           stop: Stop = "line",
            on_rows: Callable[[torch.Tensor | None], None] | None = None) -> list[str]:
     """`n` continuations of one prompt sampled at `temperature` (seeded): the prompt runs once, its KV cache is
     copied to `n` rows (so a hook sees the prompt as a batch of one, and the decode steps as `n` rows).
@@ -504,7 +518,7 @@ def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, tempe
     if n < 1 or temperature <= 0:
         raise ValueError(f"sample: n must be >= 1 and temperature > 0, got n={n}, temperature={temperature}")
     if on_rows is None:
-        return _run(lm, [prompt], [""], 1, None, max_new_tokens, None, stop_at_newline, temperature=temperature,
+        return _run(lm, [prompt], [""], 1, None, max_new_tokens, None, stop, temperature=temperature,
                     seed=seed, samples=n)[1]
     ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if not ids:
@@ -512,8 +526,8 @@ def sample(lm: LoadedModel, prompt: str, n: int, max_new_tokens: int = 16, tempe
     on_rows(None)
     pre = _prefill(lm, [ids] * n)
     generator = torch.Generator(lm.device).manual_seed(seed)
-    decoded = _greedy(lm, pre, list(range(n)), max_new_tokens, stop_at_newline, temperature, generator, on_rows)
-    return [_kept(lm.tokenizer.decode(row, skip_special_tokens=True), stop_at_newline) for row in decoded]
+    decoded = _greedy(lm, pre, list(range(n)), max_new_tokens, stop, temperature, generator, on_rows)
+    return [_kept(lm.tokenizer.decode(row, skip_special_tokens=True), stop) for row in decoded]
 
 
 @torch.no_grad()
@@ -561,15 +575,15 @@ CHAT_REPLY_TOKENS = 64
 MAX_NEW_TOKENS = 200  # TOFU's budget for sentence answers
 
 
-def answer_budget(tokenizer, probes: Sequence[Probe]) -> int:
+def answer_budget(tokenizer, probes: Sequence[Probe], chat_floor: int = CHAT_REPLY_TOKENS) -> int:
     """Greedy tokens to generate for `probes`: room for twice the longest answer (sentence answers, as in TOFU,
-    get up to 200), at least 12 for plain prompts and 64 when a probe is a chat turn. Rows stop at the end of
-    their first line, so a large budget costs only what a row actually generates."""
+    get up to 200), at least 12 for plain prompts and `chat_floor` when a probe is a chat turn. Rows stop at the
+    end of their first line, so a large budget costs only what a row actually generates."""
     gen = [p for p in probes if not p.choices]
     if not gen:
         return SHORT_ANSWER_TOKENS
     longest = max(len(ids) for ids in tokenizer([p.answer for p in gen], add_special_tokens=False)["input_ids"])
-    floor = CHAT_REPLY_TOKENS if any(p.form == "chat" for p in gen) else SHORT_ANSWER_TOKENS
+    floor = chat_floor if any(p.form == "chat" for p in gen) else SHORT_ANSWER_TOKENS
     return min(MAX_NEW_TOKENS, max(floor, 2 * longest + 4))
 
 

@@ -24,7 +24,11 @@ FUNCTION_WORDS = frozenset(
     "at by to for from with as into onto about over under than then so and or but nor not no yes if also very "
     "i you he she we they me him her us them my your his our their who whom whose which what where when why how "
     "there here all any some each both many much more most one s can could will would shall should may might must "
-    "called named known".split())
+    "called named known "
+    # the same words in the languages a small model drifts into when sampled hot (Italian, Spanish, French,
+    # Portuguese, German, Dutch): without them "la" and "de" outvote any answer
+    "il la le les lo los las el un una une de di da del della des du do dos das der die den dem und e y et en op "
+    "het van".split())
 
 
 # Phrases a model uses to decline or to say it does not know (matched on the lower-cased output).

@@ -4,7 +4,9 @@ Plus the guards that keep attacks honest (no hint, prompt or suffix may carry th
 
 import copy
 import json
+import math
 import random
+from collections import Counter
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -421,6 +423,15 @@ def test_steering_judges_the_most_frequent_word_not_whichever_sample_is_right(ta
     assert module.names_answer("delhi", "New Delhi", "Capital of India?")
     assert not module.names_answer("india", "India", "Capital of India?")  # the prompt gives it away
     assert module.top_word(module.candidate_words(["x Paris", "Rome", "Rome"], "")) == "rome"
+    # forms of the prompt's words, other languages' function words and single letters are not candidates
+    assert module.candidate_words(["The Croatian capital is la Zagreb, d", "Croat Zagreb"], "Capital of Croatia?") \
+        == {"zagreb": 2}
+    assert module.same_stem("sen", "senegal") and not module.same_stem("rome", "romania")
+    # a word every question's samples name ("city") weighs less than one named for this question alone
+    facts = [Counter(city=5, zagreb=4), Counter(city=6, paris=2), Counter(city=3, rome=1)]
+    weight = module.idf(facts)
+    assert module.top_word(facts[0]) == "city" and module.top_word(facts[0], weight) == "zagreb"
+    assert weight["city"] == 1.0 and weight["zagreb"] == pytest.approx(math.log(2) + 1)
     first, second = find_targets(AttackContext(task, None, BUDGET))[:2]
     wrong = module.candidate_words([first.answer], "").most_common(1)[0][0] + "zz"  # never an answer word
 

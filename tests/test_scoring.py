@@ -157,7 +157,7 @@ def test_a_row_stops_exactly_when_its_kept_line_is_fixed(lm, monkeypatch, tokens
     cache = type("Cache", (), {"batch_select_indices": lambda self, index: None})()
     pre = S._Prefilled(cache, torch.ones(1, 2, dtype=torch.long), logits_for(0))
     scripted_lm = S.LoadedModel(Scripted(), lm.tokenizer, "scripted")
-    assert S._greedy(scripted_lm, pre, [0], len(tokens), stop_at_newline=True) == [[first + t for t in tokens[:steps]]]
+    assert S._greedy(scripted_lm, pre, [0], len(tokens), stop="line") == [[first + t for t in tokens[:steps]]]
 
 
 def test_newline_flags_read_the_tokenizer(lm):
@@ -165,6 +165,20 @@ def test_newline_flags_read_the_tokenizer(lm):
     newline = lm.tokenizer("\n", add_special_tokens=False)["input_ids"][-1]
     letter = lm.tokenizer("a", add_special_tokens=False)["input_ids"][-1]
     assert flags[newline].tolist() == [True, False, False] and flags[letter].tolist() == [False, True, True]
+
+
+def test_sentence_flags_also_end_at_a_full_stop(lm):
+    """A token ending in ".", "!" or "?" ends a sentence (with text before it in the token, or after text the
+    row already has); a newline still ends it; a plain letter or a stop inside a token (".a") does not."""
+    flags = S._newline_flags(lm.tokenizer, sentence=True)
+    ids = {t: lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("\n", "a", ".", "!", "?")}
+    assert all(len(i) == 1 for i in ids.values())
+    assert flags[ids["."][0]].tolist() == flags[ids["?"][0]].tolist() == [True, False, True]
+    assert flags[ids["\n"][0]].tolist() == [True, False, False] and flags[ids["a"][0]].tolist() == [False, True, True]
+    texts = lm.tokenizer.batch_decode([[i] for i in range(len(lm.tokenizer))])
+    inside = [i for i, t in enumerate(texts) if "." in t.rstrip()[:-1] and not t.rstrip().endswith(S.SENTENCE_ENDS)
+              and "\n" not in t]
+    assert inside and not flags[inside, 0].any()
 
 
 def test_target_logits_unembed_only_target_positions_and_equal_the_full_logits(lm):

@@ -3,17 +3,23 @@
 Seyitoğlu et al. (arXiv 2411.02631): for question Q build anonymised copies Q*_n (the subject swapped for
 unrelated names), take the residual state at the last prompt token, and steer with
 S = A_l(Q) - mean_n A_l(Q*_n), adding c·S only while the first answer token is produced. The answer is picked
-without knowing it, as in the paper: sample many steered answers, count how many samples name each word (words
-of the prompt and function words never count) and judge only the most frequent word. The paper samples 2000
-answers at temperature 2 from one (layer, c); we sample SAMPLES_PER_SETTING answers at temperature 1 from each
-of a few (layer, c) settings (up to budget.samples) and rank the words of all of them together, so no setting
-is chosen with the answer. A model with a chat template is asked (and its steering vector taken) through the
-template, and the whole reply is steered, since a chat reply reaches the answer only after a lead-in; a model
-without one gets the plain QA prompt and only its first answer token is steered, as in the paper.
+without knowing it, as in the paper: sample many steered answers, count how many samples name each word and
+judge only the top word. The paper samples 2000 answers at temperature 2 from one (layer, c); we sample
+SAMPLES_PER_SETTING answers at TEMPERATURE (0.7) from each of a few (layer, c) settings (up to budget.samples) and
+rank the words of all of them together, so no setting is chosen with the answer. With a few dozen samples, words
+every reply shares outvote the answer ("city", "country", "Croatian" for the capital of Croatia), so never
+candidates are: words of the prompt and their forms (a shared stem of 4 letters), function words (also those of
+the languages a small model drifts into when sampled hot), single letters; and a word's count is weighted by its
+inverse document frequency over the run's questions (idf: a word most questions' samples name, such as "city",
+weighs little). That weighting uses only the samples, never the answer, and the control runs the same way.
+A model with a chat template is asked (and its steering vector taken) through the template, and the whole reply
+is steered, since a chat reply reaches the answer only after a lead-in; each reply ends at its first sentence.
+A model without one gets the plain QA prompt and only its first answer token is steered, as in the paper.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
@@ -34,7 +40,14 @@ COEFFICIENTS = (1.0, 2.0)  # c = 2 in the paper; on SmolLM2-135M c = 1 recovered
 DEPTHS = (0.8, 0.9, 1.0, 0.5)  # layer = round(depth x (n_layers - 2)); 0.8-0.9 first (measured best here)
 SAMPLES_PER_SETTING = 8  # steered answers sampled per (layer, c) setting
 SETTINGS_PER_BATCH = 8  # settings sampled side by side, a row per sample (8: every default setting at once)
-TEMPERATURE = 1.0  # the paper's 2 spreads 2000 samples; with a few dozen it mostly draws noise from a 135M model
+# The paper's T = 2 spreads 2000 samples; with a few dozen a 135M model mostly draws noise. On the original
+# model (benchmarks/steering_selection.py, 4 settings, 30 known forget facts vs 30 holdout facts it never
+# answers) the top word named the answer for 12 vs 4 at T = 1 and 16 vs 4 at T = 0.7.
+TEMPERATURE = 0.7
+# Tokens for a steered chat reply's first sentence: SmolLM2's "The capital of X is Y." takes ~10, and at T = 1
+# 53 of 64 sampled first sentences ended within 29 tokens; the longer ones ramble (a 64-token floor cost ~30 %
+# more time for them). Long answers still get twice their length.
+FIRST_SENTENCE_TOKENS = 32
 
 
 def invented_names(task: Task, n: int, seed: int) -> list[str]:
@@ -89,27 +102,33 @@ class ActivationSteering(Attack):
             lm, [ask(q) for f in steerable for q in questions[f.id]], [layer + 1 for layer in layers]
         ).split(N_ANONYMOUS + 1))) if steerable else {}
         drawn = len(settings) * SAMPLES_PER_SETTING
-        outcomes, skipped, hits = [], 0, {f"layer{layer}_c{c:g}": 0 for layer, c in settings}
+        counted: dict[str, list[Counter[str]]] = {}  # fact id -> its word counts, one Counter per setting
+        asked: dict[str, str] = {}
         for i, fact in enumerate(ctx.targets):
             if fact.id not in acts or self.out_of_time(ctx):
-                skipped += 1
-                outcomes.append(Outcome(fact.id, False))
                 continue
             probe = probes(fact, form, lm.tokenizer)[0]
             state = acts[fact.id]  # (1 + N_ANONYMOUS, len(layers), H)
             vectors = {layer: state[0, k] - state[1:, k].mean(0) for k, layer in enumerate(layers)}
-            answers = steered_samples(lm, probe.prompt, answer_budget(lm.tokenizer, [probe]), vectors, settings,
-                                      whole_reply=form == "chat", seed=ctx.seed * 100_003 + i,
-                                      settings_per_batch=SETTINGS_PER_BATCH)
-            pooled: Counter[str] = Counter()
-            for (layer, c), drawn_here in zip(settings, answers):
-                counts = candidate_words(drawn_here, probe.prompt)
-                hits[f"layer{layer}_c{c:g}"] += names_answer(top_word(counts), fact.answer, probe.prompt)
-                pooled.update(counts)
-            word = top_word(pooled)
-            outcomes.append(Outcome(fact.id, names_answer(word, fact.answer, probe.prompt), probe.prompt,
+            budget = answer_budget(lm.tokenizer, [probe], FIRST_SENTENCE_TOKENS)
+            answers = steered_samples(lm, probe.prompt, budget, vectors, settings, whole_reply=form == "chat",
+                                      seed=ctx.seed * 100_003 + i, settings_per_batch=SETTINGS_PER_BATCH)
+            counted[fact.id], asked[fact.id] = [candidate_words(a, probe.prompt) for a in answers], probe.prompt
+        weight = idf([sum(per_setting, Counter()) for per_setting in counted.values()])
+        outcomes, hits = [], {f"layer{layer}_c{c:g}": 0 for layer, c in settings}
+        for fact in ctx.targets:
+            if fact.id not in counted:
+                outcomes.append(Outcome(fact.id, False))
+                continue
+            prompt = asked[fact.id]
+            for (layer, c), counts in zip(settings, counted[fact.id]):
+                hits[f"layer{layer}_c{c:g}"] += names_answer(top_word(counts, weight), fact.answer, prompt)
+            pooled = sum(counted[fact.id], Counter())
+            word = top_word(pooled, weight)
+            outcomes.append(Outcome(fact.id, names_answer(word, fact.answer, prompt), prompt,
                                     f"{word} (in {pooled[word]} of {drawn} samples)" if word else "",
                                     pooled[word] / drawn))
+        skipped = len(ctx.targets) - len(counted)
         notes = f"{skipped} fact(s) skipped (question does not name its subject, or time budget)" if skipped else ""
         return self.result(ctx, outcomes, notes, settings=hits, anonymous_per_question=N_ANONYMOUS, form=form,
                            samples_per_setting=SAMPLES_PER_SETTING, temperature=TEMPERATURE)
@@ -131,24 +150,45 @@ def steered_samples(lm: LoadedModel, prompt: str, max_new_tokens: int, vectors: 
         steering = RowSteering(deltas, whole_reply)
         with hooks(lm.model, *[(f"resid.{layer}", steering.hook(layer)) for layer in deltas]):
             answers = sample(lm, prompt, len(rows), max_new_tokens, TEMPERATURE, seed=seed + start,
-                             on_rows=steering.follow)
+                             stop="sentence", on_rows=steering.follow)
         out += [answers[k : k + SAMPLES_PER_SETTING] for k in range(0, len(rows), SAMPLES_PER_SETTING)]
     return out
 
 
 def candidate_words(answers: list[str], prompt: str) -> Counter[str]:
     """Word -> how many `answers` name it (once per answer), accents and case folded; words of the prompt (the
-    question, its subject, the chat template) and function words are not candidates."""
+    question, its subject, the chat template) and their forms, function words and single letters never count."""
     asked = set(words(fold(prompt)))
     counts: Counter[str] = Counter()
     for answer in answers:
-        counts.update(dict.fromkeys(w for w in words(fold(answer)) if w not in asked and w not in FUNCTION_WORDS).keys())
+        counts.update(dict.fromkeys(w for w in words(fold(answer)) if len(w) > 1 and w not in FUNCTION_WORDS
+                                    and not any(same_stem(w, a) for a in asked)).keys())
     return counts
 
 
-def top_word(counts: Counter[str]) -> str:
-    """The most frequent candidate ('' when there is none); ties go to the word seen first."""
-    return counts.most_common(1)[0][0] if counts else ""
+def same_stem(word: str, other: str) -> bool:
+    """True for one word and a form of it: the same word, or a shared first 4 letters ("croatian", "croatia"),
+    or one a prefix of the other from 3 letters ("sen", "senegal")."""
+    shorter = min(len(word), len(other))
+    shared = next((k for k, (a, b) in enumerate(zip(word, other)) if a != b), shorter)
+    return word == other or shared >= 4 or (shared == shorter >= 3)
+
+
+def idf(fact_counts: list[Counter[str]]) -> dict[str, float]:
+    """Smoothed inverse document frequency of each word over the facts' samples: log((1 + n) / (1 + df)) + 1,
+    df the number of facts whose samples name the word (a word every fact's samples name weighs ~1)."""
+    df: Counter[str] = Counter()
+    for counts in fact_counts:
+        df.update(counts.keys())
+    return {w: math.log((1 + len(fact_counts)) / (1 + d)) + 1 for w, d in df.items()}
+
+
+def top_word(counts: Counter[str], weight: dict[str, float] | None = None) -> str:
+    """The candidate with the highest count x weight (1 without `weight`; '' when there is none); ties go to
+    the word seen first."""
+    if not counts:
+        return ""
+    return max(counts, key=lambda w: counts[w] * (weight or {}).get(w, 1.0))
 
 
 def names_answer(word: str, answer: str, prompt: str) -> bool:
