@@ -126,10 +126,10 @@ def _row(acc: float, n: int = 10, control: tuple[float, float, float] | None = N
 
 
 def _card(label: str, forget: float, retain: float, mcq: tuple[float, float, float] | None = None,
-          control: tuple[float, float, float] | None = None, gibberish: float = 0.0) -> Card:
+          control: tuple[float, float, float] | None = None, gibberish: float = 0.0, mcq_n: int = 10) -> Card:
     forms = {"forget": {"qa": _row(forget, control=control, gibberish=gibberish)}, "retain": {"qa": _row(retain)}}
     if mcq is not None:
-        forms["forget"]["mcq"] = _row(0.8, control=mcq)
+        forms["forget"]["mcq"] = _row(0.8, mcq_n, control=mcq)
     return Card(label, "t", {"forms": {"values": forms, "section": "forgetting", "higher_is_better": None,
                                        "version": "2", "seconds": 0.0}})
 
@@ -178,6 +178,8 @@ def test_verdict_flags_a_form_that_still_answers(tmp_path):
     v = _folder(tmp_path, _card("m", 0.0, 0.9, mcq=(0.55, 0.3, 0.75)))
     assert v.leak[0] == "mcq" and v.leak[1].value == 0.55 and "mcq" in v.judgement
     v = _folder(tmp_path, _card("m", 0.0, 0.9, mcq=(0.55, -0.1, 0.75)))  # the interval contains 0: no claim
+    assert v.leak is None and v.level == "good"
+    v = _folder(tmp_path, _card("m", 0.0, 0.9, mcq=(0.55, 0.3, 0.75), mcq_n=4))  # four facts: too thin to headline
     assert v.leak is None and v.level == "good"
 
 

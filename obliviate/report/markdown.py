@@ -207,6 +207,9 @@ def _control_of(card: Card, form: str) -> tuple[str | None, Estimate | None]:
     return None, None
 
 
+# A form's leak reaches the verdict only when it rests on this many facts: an interval above 0 on four two-hop
+# questions is real arithmetic but too thin to headline (the tables still show it).
+LEAK_MIN_N = 10
 COST_MIN_KNOWN = 0.5  # a form counts for the cost only where the original answered at least this share of it
 
 
@@ -254,7 +257,7 @@ def verdict(files: RunFiles, label: str) -> Verdict:
         v.worst = (worst.get("attack"), estimate(worst.get("above_control")))
     trained = set(files.config.get("forms") or ["qa"]) if files.role(label) == "unlearned" else set()
     leaks = [(est, other) for other in (card.value("forms", "forget") or {}) if other not in trained
-             for _, est in [_control_of(card, other)] if est is not None and est.lo > 0]
+             for _, est in [_control_of(card, other)] if est is not None and est.lo > 0 and est.n >= LEAK_MIN_N]
     if leaks:
         est, other = max(leaks, key=lambda x: x[0].value)
         v.leak = (other, est)
