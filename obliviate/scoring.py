@@ -298,9 +298,9 @@ class PromptCache:
 
 
 def _stop_flags(lm: LoadedModel, vocab: int, stop: Stop) -> torch.Tensor:
-    """(vocab, 3) `_newline_flags` for `stop` padded to the model's vocabulary (ids past the tokenizer: no text);
+    """(vocab, 3) `_stop_token_flags` for `stop` padded to the model's vocabulary (ids past the tokenizer: no text);
     all False when generation runs to eos or the token budget (`stop` None)."""
-    flags = _newline_flags(lm.tokenizer, stop == "sentence") if stop else torch.zeros((0, 3), dtype=torch.bool)
+    flags = _stop_token_flags(lm.tokenizer, stop == "sentence") if stop else torch.zeros((0, 3), dtype=torch.bool)
     flags = torch.cat([flags[:vocab], flags.new_zeros(max(0, vocab - len(flags)), 3)])
     return flags.to(lm.device)
 
@@ -312,12 +312,12 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
     from softmax(logits / temperature) with `generator` instead. A row leaves the batch once it emits eos or,
     with `stop` "line", once its first non-blank line has ended, i.e. once what `generate` keeps (the stripped
     text up to its first newline) can no longer change ("sentence": or once a token after text ends in ".", "!"
-    or "?"); the others decode on without it. `on_rows`
-    hears which of `rows` (by position) are still decoding before the first decode step and after each change."""
+    or "?"); the others decode on without it. `on_rows` hears which of `rows` (by position) are still decoding
+    before the first decode step and after each change."""
     index = torch.tensor(rows, device=lm.device)
     cache, mask, logits = pre.cache, pre.mask[index], pre.next_logits[index]
     cache.batch_select_indices(index)
-    newline, text_before, nonblank = _stop_flags(lm, logits.shape[-1], stop).unbind(-1)
+    ends, text_before, nonblank = _stop_flags(lm, logits.shape[-1], stop).unbind(-1)
     eos = lm.tokenizer.eos_token_id
     out: list[list[int]] = [[] for _ in rows]
     active = torch.arange(len(rows), device=lm.device)
@@ -331,7 +331,7 @@ def _greedy(lm: LoadedModel, pre: _Prefilled, rows: list[int], max_new_tokens: i
             token = logits.argmax(-1)  # (b,)
         for row, t in zip(active.tolist(), token.tolist()):
             out[row].append(t)
-        done = newline[token] & (text_before[token] | seen_text)
+        done = ends[token] & (text_before[token] | seen_text)
         if eos is not None:
             done |= token == eos
         seen_text |= nonblank[token]
@@ -479,7 +479,7 @@ def choice_logprobs(lm: LoadedModel, prompts: Sequence[str], choices: Sequence[S
 
 
 @functools.lru_cache(maxsize=8)
-def _newline_flags(tokenizer, sentence: bool = False) -> torch.Tensor:
+def _stop_token_flags(tokenizer, sentence: bool = False) -> torch.Tensor:
     """(V, 3) bool per token id: ends the unit (contains a newline; with `sentence` also: its first line ends in
     ".", "!" or "?"), has text before that end, is not blank."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
@@ -498,8 +498,7 @@ def generate(lm: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, 
     """Greedy continuations (sampled at `temperature` > 0, seeded); with `stop_at_newline` only the first line is
     kept, and each row stops decoding as soon as that line is complete."""
     return _run(lm, prompts, [""] * len(prompts), batch_size, None, max_new_tokens, None,
-                "line" if stop_at_newline else None,
-                temperature=temperature, seed=seed)[1]
+                "line" if stop_at_newline else None, temperature=temperature, seed=seed)[1]
 
 
 @torch.no_grad()

@@ -160,8 +160,8 @@ def test_a_row_stops_exactly_when_its_kept_line_is_fixed(lm, monkeypatch, tokens
     assert S._greedy(scripted_lm, pre, [0], len(tokens), stop="line") == [[first + t for t in tokens[:steps]]]
 
 
-def test_newline_flags_read_the_tokenizer(lm):
-    flags = S._newline_flags(lm.tokenizer)
+def test_stop_token_flags_read_the_tokenizer(lm):
+    flags = S._stop_token_flags(lm.tokenizer)
     newline = lm.tokenizer("\n", add_special_tokens=False)["input_ids"][-1]
     letter = lm.tokenizer("a", add_special_tokens=False)["input_ids"][-1]
     assert flags[newline].tolist() == [True, False, False] and flags[letter].tolist() == [False, True, True]
@@ -170,7 +170,7 @@ def test_newline_flags_read_the_tokenizer(lm):
 def test_sentence_flags_also_end_at_a_full_stop(lm):
     """A token ending in ".", "!" or "?" ends a sentence (with text before it in the token, or after text the
     row already has); a newline still ends it; a plain letter or a stop inside a token (".a") does not."""
-    flags = S._newline_flags(lm.tokenizer, sentence=True)
+    flags = S._stop_token_flags(lm.tokenizer, sentence=True)
     ids = {t: lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("\n", "a", ".", "!", "?")}
     assert all(len(i) == 1 for i in ids.values())
     assert flags[ids["."][0]].tolist() == flags[ids["?"][0]].tolist() == [True, False, True]
