@@ -114,7 +114,8 @@ class ActivationSteering(Attack):
             answers = steered_samples(lm, probe.prompt, budget, vectors, settings, whole_reply=form == "chat",
                                       seed=ctx.seed * 100_003 + i, settings_per_batch=SETTINGS_PER_BATCH)
             counted[fact.id], asked[fact.id] = [candidate_words(a, probe.prompt) for a in answers], probe.prompt
-        weight = idf([sum(per_setting, Counter()) for per_setting in counted.values()])
+        pooled = {fact_id: sum(per_setting, Counter()) for fact_id, per_setting in counted.items()}
+        weight = idf(list(pooled.values()))
         outcomes, hits = [], {f"layer{layer}_c{c:g}": 0 for layer, c in settings}
         for fact in ctx.targets:
             if fact.id not in counted:
@@ -123,11 +124,11 @@ class ActivationSteering(Attack):
             prompt = asked[fact.id]
             for (layer, c), counts in zip(settings, counted[fact.id]):
                 hits[f"layer{layer}_c{c:g}"] += names_answer(top_word(counts, weight), fact.answer, prompt)
-            pooled = sum(counted[fact.id], Counter())
-            word = top_word(pooled, weight)
+            together = pooled[fact.id]
+            word = top_word(together, weight)
             outcomes.append(Outcome(fact.id, names_answer(word, fact.answer, prompt), prompt,
-                                    f"{word} (in {pooled[word]} of {drawn} samples)" if word else "",
-                                    pooled[word] / drawn))
+                                    f"{word} (in {together[word]} of {drawn} samples)" if word else "",
+                                    together[word] / drawn))
         skipped = len(ctx.targets) - len(counted)
         notes = f"{skipped} fact(s) skipped (question does not name its subject, or time budget)" if skipped else ""
         return self.result(ctx, outcomes, notes, settings=hits, anonymous_per_question=N_ANONYMOUS, form=form,
